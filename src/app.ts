@@ -1,0 +1,195 @@
+import type { Config } from "./config.ts";
+import { createDb, type Db } from "./db/database.ts";
+import { migrateToLatest } from "./db/migrations.ts";
+import { squareBackoffMs } from "./lib/backoff.ts";
+import { type Clock, systemClock } from "./lib/clock.ts";
+import { describeError } from "./lib/errors.ts";
+import { createEventHub, type EventHub } from "./lib/event-hub.ts";
+import { createLogger, type Logger } from "./lib/logger.ts";
+import { createWakeup, sleep, withTimeout } from "./lib/sleep.ts";
+import type { MessageBus } from "./messaging/bus.ts";
+import { createKafkaBus } from "./messaging/kafka-bus.ts";
+import { createMemoryBus } from "./messaging/memory-bus.ts";
+import { createEnqueuer, type Enqueuer } from "./outbox/enqueue.ts";
+import { createOutboxConsumer, type OutboxHandler } from "./outbox/outbox-consumer.ts";
+import type { OutboxEvents } from "./outbox/outbox-events.ts";
+import { createOutboxRelay } from "./outbox/outbox-relay.ts";
+import { createOutboxStore, type OutboxStore } from "./outbox/outbox-store.ts";
+import { createPublishedSweeper } from "./outbox/published-sweeper.ts";
+import { createRouteTable, type RouteTable, type ServiceRoute } from "./outbox/routes.ts";
+
+export interface AppOptions {
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  /** The outbox handlers this process runs. */
+  readonly handlers?: readonly OutboxHandler[];
+  /** Replaces the bus chosen from the config (tests use this to share one in-process bus). */
+  readonly bus?: MessageBus;
+}
+
+export interface App {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly db: Db;
+  readonly bus: MessageBus;
+  readonly routes: RouteTable;
+  readonly route: ServiceRoute;
+  readonly events: EventHub<OutboxEvents>;
+  readonly enqueuer: Enqueuer;
+  readonly outbox: OutboxStore;
+  readonly sweeper: ReturnType<typeof createPublishedSweeper>;
+  /** Migrates the database, then starts the relay, the sweeper and the consumer. */
+  start(): Promise<void>;
+  /** Staged shutdown: stop the loops and let in-flight work finish (within the grace time), then close. */
+  stop(): Promise<void>;
+}
+
+/** The composition root: the only place that knows every folder. */
+export function createApp(config: Config, options: AppOptions = {}): App {
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? createLogger(config.logLevel).child({ service: "smartflow-notification" });
+  const events = createEventHub<OutboxEvents>();
+  const db = createDb(config.database);
+  const routes = createRouteTable(config.outbox.routeOverrides);
+  const route = routes.service("notification");
+  const bus =
+    options.bus ??
+    (config.kafka.brokers.length > 0
+      ? createKafkaBus({
+          brokers: config.kafka.brokers,
+          clientId: config.kafka.clientId,
+          logger: logger.child({ component: "kafka" }),
+          partitionsConcurrently: config.kafka.partitionsConcurrently,
+          maxBatch: config.outbox.consumerBatchSize,
+          connectTimeoutMs: config.kafka.connectTimeoutMs,
+        })
+      : createMemoryBus({
+          logger: logger.child({ component: "memory-bus" }),
+          defaultPartitions: config.outbox.topicPartitions,
+          maxBatch: config.outbox.consumerBatchSize,
+        }));
+
+  const wakeup = createWakeup();
+  const outbox = createOutboxStore({
+    db: db.kysely,
+    traits: db.traits,
+    route,
+    retryDelayMs: (failures) =>
+      squareBackoffMs(failures, config.outbox.retryBaseMs, config.outbox.retryMaxMs),
+  });
+  const enqueuer = createEnqueuer({
+    routes,
+    traits: db.traits,
+    now: () => clock.now(),
+    defaultMaxRetry: config.outbox.maxRetry,
+    onEnqueued: () => wakeup.notify(),
+  });
+  const relay = createOutboxRelay({
+    store: outbox,
+    bus,
+    clock,
+    logger: logger.child({ component: "outbox-relay" }),
+    events,
+    wakeup,
+    options: {
+      batchSize: config.outbox.relayBatchSize,
+      pollIntervalMs: config.outbox.relayPollIntervalMs,
+      publishTimeoutMs: config.outbox.publishTimeoutMs,
+      maxUnavailableBackoffMs: 10_000,
+    },
+  });
+  const sweeper = createPublishedSweeper({
+    store: outbox,
+    clock,
+    logger: logger.child({ component: "outbox-sweeper" }),
+    events,
+    options: {
+      staleAfterMs: config.outbox.stalePublishedMs,
+      intervalMs: config.outbox.sweepIntervalMs,
+      batchSize: 500,
+    },
+  });
+  const consumer = createOutboxConsumer({
+    store: outbox,
+    bus,
+    handlers: options.handlers ?? [],
+    clock,
+    logger: logger.child({ component: "outbox-consumer" }),
+    events,
+    options: { concurrency: config.outbox.consumerConcurrency },
+  });
+
+  const loops = new AbortController();
+  const running: Promise<void>[] = [];
+  let stopping: Promise<void> | undefined;
+
+  /** Creates the topic in the background, retrying until the broker answers; relaying never waits on it. */
+  async function keepTopic(signal: AbortSignal) {
+    for (let attempt = 1; !signal.aborted; attempt++) {
+      try {
+        await bus.ensureTopic(route.topic, config.outbox.topicPartitions);
+        return;
+      } catch (error) {
+        const delay = Math.min(500 * 2 ** Math.min(attempt, 6), 30_000);
+        logger.warn("cannot ensure outbox topic yet", {
+          topic: route.topic,
+          error: describeError(error),
+          delay,
+        });
+        await sleep(delay, signal);
+      }
+    }
+  }
+
+  const guard = (name: string, loop: Promise<void>) =>
+    loop.catch((error: unknown) => {
+      logger.error(`${name} crashed`, { error: describeError(error) });
+    });
+
+  return {
+    config,
+    logger,
+    db,
+    bus,
+    routes,
+    route,
+    events,
+    enqueuer,
+    outbox,
+    sweeper,
+    async start() {
+      const applied = await migrateToLatest(db.kysely, db.traits, { outbox: route.table });
+      logger.info("database ready", { dialect: db.traits.dialect, migrationsApplied: applied });
+      const signal = loops.signal;
+      running.push(
+        guard("topic keeper", keepTopic(signal)),
+        guard("outbox relay", relay.run(signal)),
+        guard("outbox sweeper", sweeper.run(signal)),
+        guard("outbox consumer", consumer.run(signal)),
+      );
+      logger.info("smartflow-notification started", {
+        bus: bus.kind,
+        table: route.table,
+        topic: route.topic,
+        group: route.groupId,
+      });
+    },
+    stop() {
+      stopping ??= (async () => {
+        logger.info("shutting down: draining loops", { graceMs: config.shutdownGraceMs });
+        loops.abort();
+        try {
+          await withTimeout(Promise.all(running), config.shutdownGraceMs, "drain");
+        } catch (error) {
+          logger.warn("shutdown grace time ran out; unfinished work stays claimable", {
+            error: describeError(error),
+          });
+        }
+        await bus.close();
+        await db.close();
+        logger.info("shutdown complete");
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,49 @@
+/**
+ * Typed events that the loops emit (`relay:published`, `delivery:sent`, …). Production code uses them for
+ * metrics and logs; tests await them instead of sleeping.
+ */
+export type EventMap = Record<string, unknown>;
+
+export interface EventHub<E extends EventMap> {
+  emit<K extends keyof E & string>(name: K, event: E[K]): void;
+  on<K extends keyof E & string>(name: K, listener: (event: E[K]) => void): () => void;
+  /** Resolves with the first event `name` for which `match` holds, emitted after this call. */
+  next<K extends keyof E & string>(
+    name: K,
+    match?: (event: E[K]) => boolean,
+    timeoutMs?: number,
+  ): Promise<E[K]>;
+}
+
+export function createEventHub<E extends EventMap>(): EventHub<E> {
+  const listeners = new Map<string, Set<(event: never) => void>>();
+  const hub: EventHub<E> = {
+    emit(name, event) {
+      for (const listener of listeners.get(name) ?? []) (listener as (e: E[typeof name]) => void)(event);
+    },
+    on(name, listener) {
+      let set = listeners.get(name);
+      if (!set) {
+        set = new Set();
+        listeners.set(name, set);
+      }
+      set.add(listener as (event: never) => void);
+      return () => set.delete(listener as (event: never) => void);
+    },
+    next(name, match = () => true, timeoutMs = 30_000) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          off();
+          reject(new Error(`timed out after ${timeoutMs} ms waiting for event ${name}`));
+        }, timeoutMs);
+        const off = hub.on(name, (event) => {
+          if (!match(event)) return;
+          clearTimeout(timer);
+          off();
+          resolve(event);
+        });
+      });
+    },
+  };
+  return hub;
+}

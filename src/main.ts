@@ -1,0 +1,49 @@
+import { createApp } from "./app.ts";
+import { ConfigError, loadConfig } from "./config.ts";
+import { describeError } from "./lib/errors.ts";
+
+/** The process edge: config → app → start; SIGINT/SIGTERM → staged stop; a second signal forces exit. */
+async function main(): Promise<number> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`smartflow-notification: configuration error: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  const app = createApp(config);
+  let signals = 0;
+  const stopped = new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      signals++;
+      if (signals > 1) {
+        app.logger.warn("second signal: exiting without draining", { signal });
+        process.exit(1);
+      }
+      app.logger.info("signal received", { signal });
+      app.stop().then(resolve, resolve);
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  });
+  try {
+    await app.start();
+  } catch (error) {
+    app.logger.error("startup failed", { error: describeError(error) });
+    await app.stop();
+    return 1;
+  }
+  await stopped;
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`smartflow-notification: fatal: ${describeError(error)}\n`);
+    process.exit(1);
+  },
+);

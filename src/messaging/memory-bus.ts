@@ -1,0 +1,132 @@
+import { AppError } from "../lib/errors.ts";
+import type { Logger } from "../lib/logger.ts";
+import { createWakeup, sleep, type Wakeup } from "../lib/sleep.ts";
+import type { IncomingMessage, MessageBus, OutgoingMessage, Subscription } from "./bus.ts";
+
+interface Partition {
+  /** Offset of `log[0]`; messages below the committed offset of every group are trimmed. */
+  base: number;
+  log: OutgoingMessage[];
+  wakeup: Wakeup;
+}
+
+export interface MemoryBusOptions {
+  readonly logger: Logger;
+  readonly defaultPartitions?: number;
+  readonly maxBatch?: number;
+  readonly redeliveryDelayMs?: number;
+}
+
+/**
+ * The embedded default's broker: topics with keyed partitions in memory, one consumer per group. It keeps
+ * Kafka's guarantees within the process (at least once, commit after handling, per key order). It keeps
+ * nothing across restarts: the outbox table is the durable copy, and the sweeper re-queues rows whose
+ * message was lost.
+ */
+export function createMemoryBus(options: MemoryBusOptions): MessageBus & { backlog(topic: string): number } {
+  const { logger, defaultPartitions = 3, maxBatch = 500, redeliveryDelayMs = 200 } = options;
+  const topics = new Map<string, Partition[]>();
+  const activeGroups = new Set<string>();
+  let closed = false;
+
+  const topicOf = (topic: string, partitions = defaultPartitions) => {
+    let parts = topics.get(topic);
+    if (!parts) {
+      parts = Array.from({ length: Math.max(1, partitions) }, () => ({
+        base: 0,
+        log: [],
+        wakeup: createWakeup(),
+      }));
+      topics.set(topic, parts);
+    }
+    return parts;
+  };
+
+  async function consumePartition(
+    topic: string,
+    index: number,
+    part: Partition,
+    subscription: Subscription,
+    signal: AbortSignal,
+  ) {
+    let committed = part.base;
+    while (!signal.aborted) {
+      const start = committed - part.base;
+      if (start >= part.log.length) {
+        await part.wakeup.wait(1_000, signal);
+        continue;
+      }
+      const slice = part.log.slice(start, start + maxBatch);
+      const messages: IncomingMessage[] = slice.map((message, i) => ({
+        topic,
+        partition: index,
+        offset: String(committed + i),
+        key: message.key,
+        value: Buffer.from(message.value, "utf8"),
+      }));
+      let done: boolean;
+      try {
+        done = await subscription.handleBatch(messages, signal);
+      } catch (error) {
+        logger.warn("memory bus: batch handler failed; redelivering", { topic, partition: index, error });
+        await sleep(redeliveryDelayMs, signal);
+        continue;
+      }
+      if (!done) break;
+      committed += slice.length;
+      // One group per topic in process: what it committed is gone for good.
+      part.log.splice(0, committed - part.base);
+      part.base = committed;
+    }
+  }
+
+  return {
+    kind: "memory",
+    async ensureTopic(topic, partitions) {
+      topicOf(topic, partitions);
+    },
+    async publish(topic, messages) {
+      if (closed) throw new AppError("broker_unavailable", "in-process bus is closed");
+      const parts = topicOf(topic);
+      for (const message of messages) {
+        const part = parts[partitionFor(message.key, parts.length)];
+        part?.log.push(message);
+      }
+      for (const part of parts) part.wakeup.notify();
+    },
+    async subscribe(subscription, signal) {
+      const groupKey = `${subscription.groupId}\u0000${subscription.topic}`;
+      if (activeGroups.has(groupKey)) {
+        throw new AppError(
+          "conflict",
+          `group ${subscription.groupId} already consumes ${subscription.topic}`,
+        );
+      }
+      activeGroups.add(groupKey);
+      try {
+        const parts = topicOf(subscription.topic);
+        await Promise.all(
+          parts.map((part, index) => consumePartition(subscription.topic, index, part, subscription, signal)),
+        );
+      } finally {
+        activeGroups.delete(groupKey);
+      }
+    },
+    async close() {
+      closed = true;
+    },
+    backlog(topic) {
+      return (topics.get(topic) ?? []).reduce((sum, part) => sum + part.log.length, 0);
+    },
+  };
+}
+
+/** FNV-1a over the key's UTF-16 units: stable, so one key always lands on one partition. */
+export function partitionFor(key: string, partitions: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    hash ^= key.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % partitions;
+}

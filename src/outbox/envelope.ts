@@ -1,0 +1,118 @@
+/**
+ * The two JSON shapes of SmartFlow's outbox, kept byte-compatible (reference §4.1 and §4.5):
+ * - the row envelope stored in `payload`: `{event_id?, event_type, event_version?, aggregate_id?, payload}`;
+ * - the Kafka message value: `{outbox_id, event_id?, event_type, event_version?, aggregate_id?, payload,
+ *   service_name?}`, keyed by the row's `message_key`.
+ */
+export interface RowEnvelope {
+  readonly eventId: string;
+  readonly eventType: string;
+  readonly eventVersion: string;
+  readonly aggregateId: string;
+  /** The event payload as raw JSON text. */
+  readonly payload: string;
+}
+
+export interface KafkaEnvelope extends RowEnvelope {
+  readonly outboxId: number;
+  readonly serviceName: string;
+}
+
+export type Decoded<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly reason: string; readonly outboxId?: number };
+
+export function encodeRowEnvelope(envelope: RowEnvelope): string {
+  return `{${[
+    ...optionalField("event_id", envelope.eventId),
+    `"event_type":${JSON.stringify(envelope.eventType)}`,
+    ...optionalField("event_version", envelope.eventVersion),
+    ...optionalField("aggregate_id", envelope.aggregateId),
+    `"payload":${envelope.payload}`,
+  ].join(",")}}`;
+}
+
+export function decodeRowEnvelope(text: string): Decoded<RowEnvelope> {
+  const parsed = parseObject(text);
+  if (!parsed.ok) return parsed;
+  const raw = parsed.value;
+  const eventType = stringField(raw, "event_type");
+  if (!eventType) return { ok: false, reason: "outbox envelope has no event_type" };
+  if (raw.payload === undefined || raw.payload === null) {
+    return { ok: false, reason: "outbox envelope has no payload" };
+  }
+  return {
+    ok: true,
+    value: {
+      eventId: stringField(raw, "event_id"),
+      eventType,
+      eventVersion: stringField(raw, "event_version"),
+      aggregateId: stringField(raw, "aggregate_id"),
+      payload: JSON.stringify(raw.payload),
+    },
+  };
+}
+
+export function encodeKafkaEnvelope(envelope: KafkaEnvelope): string {
+  return `{${[
+    `"outbox_id":${envelope.outboxId}`,
+    ...optionalField("event_id", envelope.eventId),
+    `"event_type":${JSON.stringify(envelope.eventType)}`,
+    ...optionalField("event_version", envelope.eventVersion),
+    ...optionalField("aggregate_id", envelope.aggregateId),
+    `"payload":${envelope.payload}`,
+    ...optionalField("service_name", envelope.serviceName),
+  ].join(",")}}`;
+}
+
+export function decodeKafkaEnvelope(value: Buffer | string | null): Decoded<KafkaEnvelope> {
+  if (value === null) return { ok: false, reason: "message has no value" };
+  const parsed = parseObject(typeof value === "string" ? value : value.toString("utf8"));
+  if (!parsed.ok) return parsed;
+  const raw = parsed.value;
+  const outboxId = raw.outbox_id;
+  if (typeof outboxId !== "number" || !Number.isSafeInteger(outboxId) || outboxId <= 0) {
+    return { ok: false, reason: `message has no valid outbox_id (${JSON.stringify(outboxId ?? null)})` };
+  }
+  const eventType = stringField(raw, "event_type");
+  if (!eventType) return { ok: false, reason: "message has no event_type", outboxId };
+  if (raw.payload === undefined || raw.payload === null) {
+    return { ok: false, reason: "message has no payload", outboxId };
+  }
+  return {
+    ok: true,
+    value: {
+      outboxId,
+      eventId: stringField(raw, "event_id"),
+      eventType,
+      eventVersion: stringField(raw, "event_version"),
+      aggregateId: stringField(raw, "aggregate_id"),
+      payload: JSON.stringify(raw.payload),
+      serviceName: stringField(raw, "service_name"),
+    },
+  };
+}
+
+function optionalField(name: string, value: string): string[] {
+  return value === "" ? [] : [`"${name}":${JSON.stringify(value)}`];
+}
+
+function parseObject(text: string): Decoded<Record<string, unknown>> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    return { ok: false, reason: `invalid JSON: ${(error as Error).message}` };
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return { ok: false, reason: "envelope is not a JSON object" };
+  }
+  return { ok: true, value: value as Record<string, unknown> };
+}
+
+function stringField(raw: Record<string, unknown>, name: string): string {
+  const value = raw[name];
+  if (typeof value === "string") return value.trim();
+  if (typeof value === "number") return String(value);
+  return "";
+}

@@ -1,0 +1,20 @@
+/** Events the outbox loops emit; the app forwards them to logs and metrics, tests await them. */
+export interface OutboxEvents {
+  "relay:published": { readonly ids: readonly number[]; readonly topic: string };
+  "relay:failed": {
+    readonly ids: readonly number[];
+    readonly error: string;
+    readonly brokerUnavailable: boolean;
+  };
+  "relay:dead": { readonly ids: readonly number[]; readonly reason: string };
+  "consumer:outcomes": {
+    readonly consumed: readonly number[];
+    readonly dead: readonly number[];
+    readonly retried: readonly number[];
+    readonly deferred: readonly number[];
+    readonly skipped: readonly number[];
+  };
+  "consumer:dropped": { readonly reason: string; readonly topic: string; readonly offset: string };
+  "sweeper:requeued": { readonly retried: number; readonly exhausted: number };
+  [name: string]: unknown;
+}

@@ -1,0 +1,64 @@
+import type { Clock } from "../lib/clock.ts";
+import { describeError } from "../lib/errors.ts";
+import type { EventHub } from "../lib/event-hub.ts";
+import type { Logger } from "../lib/logger.ts";
+import { sleep } from "../lib/sleep.ts";
+import type { OutboxEvents } from "./outbox-events.ts";
+import type { OutboxStore } from "./outbox-store.ts";
+
+export interface SweeperOptions {
+  /**
+   * A row `published` for longer than this is presumed lost and re-queued. It must outlast the time a
+   * message may legitimately wait in the topic (consumer lag) plus its handling, or healthy messages are
+   * published twice (harmless for idempotent handlers, but wasteful).
+   */
+  readonly staleAfterMs: number;
+  readonly intervalMs: number;
+  readonly batchSize: number;
+}
+
+/** Re-queues rows stuck in `published` (weakness 3): at startup, then every interval. */
+export function createPublishedSweeper(deps: {
+  readonly store: OutboxStore;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly events: EventHub<OutboxEvents>;
+  readonly options: SweeperOptions;
+}) {
+  const { store, clock, logger, events, options } = deps;
+
+  async function sweepOnce(): Promise<{ retried: number; exhausted: number }> {
+    let retried = 0;
+    let exhausted = 0;
+    for (;;) {
+      const now = clock.now();
+      const result = await store.requeueStalePublished(
+        new Date(now.getTime() - options.staleAfterMs),
+        now,
+        options.batchSize,
+      );
+      retried += result.retried;
+      exhausted += result.exhausted;
+      if (result.retried + result.exhausted < options.batchSize) break;
+    }
+    if (retried + exhausted > 0) {
+      logger.warn("outbox sweeper re-queued stale published rows", { retried, exhausted });
+      events.emit("sweeper:requeued", { retried, exhausted });
+    }
+    return { retried, exhausted };
+  }
+
+  return {
+    sweepOnce,
+    async run(signal: AbortSignal): Promise<void> {
+      while (!signal.aborted) {
+        try {
+          await sweepOnce();
+        } catch (error) {
+          logger.error("outbox sweeper failed", { error: describeError(error) });
+        }
+        await sleep(options.intervalMs, signal);
+      }
+    },
+  };
+}
