@@ -45,7 +45,7 @@ start() {
   fi
   rm -rf "$run_dir" && mkdir -p "$run_dir/data" "$run_dir/logs"
   local port ctl
-  port=$(free_port); ctl=$(free_port)
+  port=${KAFKA_PORT:-$(free_port)}; ctl=$(free_port)
   while [[ "$ctl" == "$port" ]]; do ctl=$(free_port); done
   cat > "$run_dir/server.properties" <<PROPS
 process.roles=broker,controller

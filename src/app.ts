@@ -161,11 +161,15 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       const applied = await migrateToLatest(db.kysely, db.traits, { outbox: route.table });
       logger.info("database ready", { dialect: db.traits.dialect, migrationsApplied: applied });
       const signal = loops.signal;
+      // The relay never waits on the topic (publishing creates it too); only consuming does.
+      const topicReady = keepTopic(signal);
       running.push(
-        guard("topic keeper", keepTopic(signal)),
         guard("outbox relay", relay.run(signal)),
         guard("outbox sweeper", sweeper.run(signal)),
-        guard("outbox consumer", consumer.run(signal)),
+        guard(
+          "outbox consumer",
+          topicReady.then(() => (signal.aborted ? undefined : consumer.run(signal))),
+        ),
       );
       logger.info("smartflow-notification started", {
         bus: bus.kind,

@@ -4,8 +4,8 @@ import { isValidTableName, knownServices, type RouteOverrides } from "./outbox/r
 
 /**
  * The whole configuration, parsed once from the environment at the process edge (src/main.ts) and frozen.
- * Nothing else reads `process.env`. Every key, its default and its meaning is listed in `configKeys` (the
- * README's table is generated from the same list by `make config-doc`).
+ * Nothing else reads `process.env`. Every key, its default and its meaning is listed in `configKeys`; a unit
+ * test checks that the README documents each of them.
  */
 export interface Config {
   readonly logLevel: LogLevel;

@@ -7,6 +7,8 @@ export type EventMap = Record<string, unknown>;
 export interface EventHub<E extends EventMap> {
   emit<K extends keyof E & string>(name: K, event: E[K]): void;
   on<K extends keyof E & string>(name: K, listener: (event: E[K]) => void): () => void;
+  /** Every event, with its name (metrics, logs, test recorders). */
+  onAny(listener: (name: string, event: unknown) => void): () => void;
   /** Resolves with the first event `name` for which `match` holds, emitted after this call. */
   next<K extends keyof E & string>(
     name: K,
@@ -17,9 +19,15 @@ export interface EventHub<E extends EventMap> {
 
 export function createEventHub<E extends EventMap>(): EventHub<E> {
   const listeners = new Map<string, Set<(event: never) => void>>();
+  const anyListeners = new Set<(name: string, event: unknown) => void>();
   const hub: EventHub<E> = {
     emit(name, event) {
       for (const listener of listeners.get(name) ?? []) (listener as (e: E[typeof name]) => void)(event);
+      for (const listener of anyListeners) listener(name, event);
+    },
+    onAny(listener) {
+      anyListeners.add(listener);
+      return () => anyListeners.delete(listener);
     },
     on(name, listener) {
       let set = listeners.get(name);

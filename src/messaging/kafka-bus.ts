@@ -101,7 +101,7 @@ export function createKafkaBus(options: KafkaBusOptions): MessageBus {
         const outcome = await consumeOnce(subscription, signal);
         if (outcome === "stopped") return;
         failures++;
-        const delay = Math.min(500 * 2 ** Math.min(failures, 6), 30_000);
+        const delay = Math.min(250 * 2 ** Math.min(failures, 6), 5_000);
         logger.warn("kafka consumer stopped unexpectedly; restarting", {
           topic: subscription.topic,
           group: subscription.groupId,

@@ -8,6 +8,8 @@ interface Partition {
   base: number;
   log: OutgoingMessage[];
   wakeup: Wakeup;
+  /** Committed offset per consumer group: where its next subscriber starts. */
+  committed: Map<string, number>;
 }
 
 export interface MemoryBusOptions {
@@ -32,10 +34,11 @@ export function createMemoryBus(options: MemoryBusOptions): MessageBus & { backl
   const topicOf = (topic: string, partitions = defaultPartitions) => {
     let parts = topics.get(topic);
     if (!parts) {
-      parts = Array.from({ length: Math.max(1, partitions) }, () => ({
+      parts = Array.from<unknown, Partition>({ length: Math.max(1, partitions) }, () => ({
         base: 0,
         log: [],
         wakeup: createWakeup(),
+        committed: new Map<string, number>(),
       }));
       topics.set(topic, parts);
     }
@@ -49,7 +52,9 @@ export function createMemoryBus(options: MemoryBusOptions): MessageBus & { backl
     subscription: Subscription,
     signal: AbortSignal,
   ) {
-    let committed = part.base;
+    const group = subscription.groupId;
+    if (!part.committed.has(group)) part.committed.set(group, part.base);
+    let committed = part.committed.get(group) ?? part.base;
     while (!signal.aborted) {
       const start = committed - part.base;
       if (start >= part.log.length) {
@@ -74,9 +79,13 @@ export function createMemoryBus(options: MemoryBusOptions): MessageBus & { backl
       }
       if (!done) break;
       committed += slice.length;
-      // One group per topic in process: what it committed is gone for good.
-      part.log.splice(0, committed - part.base);
-      part.base = committed;
+      part.committed.set(group, committed);
+      // Messages every group has committed are gone for good.
+      const trimTo = Math.min(...part.committed.values());
+      if (trimTo > part.base) {
+        part.log.splice(0, trimTo - part.base);
+        part.base = trimTo;
+      }
     }
   }
 

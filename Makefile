@@ -1,0 +1,76 @@
+# smartflow-notification. `make help` lists the targets.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules
+
+STAMP := node_modules/.install-stamp
+
+$(STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: install
+install: $(STAMP) ## Install the npm dependencies (npm ci)
+
+.PHONY: run
+run: $(STAMP) ## Run the service on its embedded default (SQLite + in-process bus)
+	npx tsx src/main.ts
+
+.PHONY: test
+test: $(STAMP) check ## Lint, typecheck, check generated code, then run the whole suite on MariaDB + Kafka
+	scripts/test.sh
+
+.PHONY: check
+check: $(STAMP) lint typecheck gen-check ## Static checks only
+
+.PHONY: lint
+lint: $(STAMP) ## Biome (warnings are errors) and buf lint
+	npx biome check --error-on-warnings .
+	npx buf lint
+
+.PHONY: typecheck
+typecheck: $(STAMP) ## tsc --noEmit, strict
+	npx tsc -p tsconfig.json --noEmit
+
+.PHONY: generate
+generate: $(STAMP) ## Regenerate src/gen from proto/ (buf generate)
+	npx buf generate
+
+.PHONY: gen-check
+gen-check: $(STAMP) ## Fail when src/gen differs from what buf generate writes
+	npx buf generate
+	git diff --exit-code --stat -- src/gen || { echo "src/gen is stale: run make generate and commit"; exit 1; }
+	test -z "$$(git status --porcelain -- src/gen)" || { git status --porcelain -- src/gen; echo "untracked files in src/gen"; exit 1; }
+
+.PHONY: format
+format: $(STAMP) ## Format the code with Biome
+	npx biome check --write .
+
+.PHONY: build
+build: $(STAMP) ## Compile to dist/
+	npx tsc -p tsconfig.json
+
+.PHONY: kafka-fetch
+kafka-fetch: ## Download the Kafka broker jars into .cache/kafka (Maven Central)
+	scripts/kafka.sh fetch
+
+.PHONY: kafka-start
+kafka-start: ## Start a local single-node Kafka (tests reuse it); prints KAFKA_BROKERS
+	scripts/kafka.sh start
+
+.PHONY: kafka-stop
+kafka-stop: ## Stop the local Kafka
+	scripts/kafka.sh stop
+
+.PHONY: bench
+bench: $(STAMP) ## Benchmarks (bench/README.md); starts Kafka like the tests do
+	scripts/bench.sh
+
+.PHONY: clean
+clean: ## Remove build output and the local SQLite database
+	rm -rf dist data
