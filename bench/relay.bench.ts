@@ -53,7 +53,11 @@ async function rawProducer(topic: string, count: number): Promise<number> {
 
 async function relayRun(url: string, topic: string, count: number): Promise<number> {
   const db = createDb({ kind: "mysql", url, poolSize: 4 });
-  const route = { ...createRouteTable().service("notification"), topic, table: unique("bench_outbox").replaceAll("-", "_") };
+  const route = {
+    ...createRouteTable().service("notification"),
+    topic,
+    table: unique("bench_outbox").replaceAll("-", "_"),
+  };
   await migrateToLatest(db.kysely, db.traits, { outbox: route.table });
   // The backlog: multi-row inserts of rows in the Go producer's format.
   const now = new Date();
@@ -81,7 +85,10 @@ async function relayRun(url: string, topic: string, count: number): Promise<numb
         updated_at: now,
       };
     });
-    await db.kysely.insertInto(route.table as "notification_outbox_messages").values(values).execute();
+    await db.kysely
+      .insertInto(route.table as "notification_outbox_messages")
+      .values(values)
+      .execute();
   }
   const bus = createKafkaBus({
     brokers: brokers(),
