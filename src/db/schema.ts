@@ -35,12 +35,80 @@ export interface OutboxMessageTable {
   updated_at: DbTime;
 }
 
+export const RecordStatus = {
+  pending: "pending",
+  sending: "sending",
+  sent: "sent",
+  failed: "failed",
+  dead: "dead",
+  skipped: "skipped",
+} as const;
+export type RecordStatus = (typeof RecordStatus)[keyof typeof RecordStatus];
+
+/** `notification_records` (reference §5). Additive columns: `lease_until`, `claim_token`. */
+export interface NotificationRecordTable {
+  id: Generated<number>;
+  /** Always "feishu". */
+  channel: string;
+  user_id: number;
+  trigger_id: string;
+  preview_id: string;
+  trigger_type: string;
+  target_type: string;
+  target_id: number;
+  dedupe_key: string;
+  target_url: string;
+  summary_text: string | null;
+  fallback_text: string | null;
+  fallback_used: ColumnType<number | boolean, number | boolean, number | boolean>;
+  status: string;
+  attempt_count: Generated<number>;
+  max_attempts: Generated<number>;
+  next_retry_at: DbTime | null;
+  last_error_code: string | null;
+  last_error: string | null;
+  provider_message_id: string | null;
+  provider_request_json: string | null;
+  provider_response_json: string | null;
+  sent_at: DbTime | null;
+  trace_id: string | null;
+  /** While `sending`: when the sender's lease ends and the record may be claimed again. */
+  lease_until: DbTime | null;
+  /** While `sending`: the claim that owns the attempt; every result write is guarded by it. */
+  claim_token: string | null;
+  created_at: DbTime;
+  updated_at: DbTime;
+}
+
+/** `user_notification_channels` (reference §5). Additive columns: `webhook_kind`, `signing_secret`. */
+export interface UserNotificationChannelTable {
+  id: Generated<number>;
+  user_id: number;
+  /** Always "feishu_webhook". */
+  channel: string;
+  enabled: ColumnType<number | boolean, number | boolean, number | boolean>;
+  webhook_url: string;
+  auth_type: string;
+  bearer_token: string;
+  last_test_status: string | null;
+  last_test_error: string | null;
+  last_test_at: DbTime | null;
+  /** "flow_trigger" or "group_bot", decided by the URL when the channel is saved. */
+  webhook_kind: string;
+  /** The group bot's signing secret; "" or NULL (rows the Go gateway wrote) when none. */
+  signing_secret: string | null;
+  created_at: DbTime;
+  updated_at: DbTime;
+}
+
 /**
  * The Kysely database type. The outbox table's real name comes from the route (it can be overridden), so
  * queries name it through `outboxTable(route)`, which is typed as this key.
  */
 export interface Database {
   notification_outbox_messages: OutboxMessageTable;
+  notification_records: NotificationRecordTable;
+  user_notification_channels: UserNotificationChannelTable;
 }
 
 export type OutboxTableName = "notification_outbox_messages";
