@@ -1,15 +1,26 @@
+import { createFeishuChannel } from "./channels/feishu/feishu-channel.ts";
+import { createHttpsClient } from "./channels/feishu/https-client.ts";
 import type { Config } from "./config.ts";
 import { createDb, type Db } from "./db/database.ts";
 import { migrateToLatest } from "./db/migrations.ts";
-import { squareBackoffMs } from "./lib/backoff.ts";
+import { exponentialBackoffMs, squareBackoffMs } from "./lib/backoff.ts";
 import { type Clock, systemClock } from "./lib/clock.ts";
 import { describeError } from "./lib/errors.ts";
 import { createEventHub, type EventHub } from "./lib/event-hub.ts";
 import { createLogger, type Logger } from "./lib/logger.ts";
+import { createRateLimiter } from "./lib/rate-limiter.ts";
 import { createWakeup, sleep, withTimeout } from "./lib/sleep.ts";
 import type { MessageBus } from "./messaging/bus.ts";
 import { createKafkaBus } from "./messaging/kafka-bus.ts";
 import { createMemoryBus } from "./messaging/memory-bus.ts";
+import { type ChannelService, createChannelService } from "./notifications/channel-service.ts";
+import { createChannelStore } from "./notifications/channel-store.ts";
+import type { DeliveryChannel } from "./notifications/delivery-channel.ts";
+import { createDeliveryDispatcher, type DeliveryDispatcher } from "./notifications/delivery-dispatcher.ts";
+import type { DeliveryEvents } from "./notifications/delivery-events.ts";
+import { createFeishuRequestedHandler } from "./notifications/feishu-requested-handler.ts";
+import { createRecordStore, type RecordStore } from "./notifications/record-store.ts";
+import { createRetryLoop } from "./notifications/retry-loop.ts";
 import { createEnqueuer, type Enqueuer } from "./outbox/enqueue.ts";
 import { createOutboxConsumer, type OutboxHandler } from "./outbox/outbox-consumer.ts";
 import type { OutboxEvents } from "./outbox/outbox-events.ts";
@@ -18,11 +29,16 @@ import { createOutboxStore, type OutboxStore } from "./outbox/outbox-store.ts";
 import { createPublishedSweeper } from "./outbox/published-sweeper.ts";
 import { createRouteTable, type RouteTable, type ServiceRoute } from "./outbox/routes.ts";
 
+export type AppEvents = OutboxEvents & DeliveryEvents;
+
 export interface AppOptions {
   readonly clock?: Clock;
   readonly logger?: Logger;
-  /** The outbox handlers this process runs. */
+  /** The outbox handlers this process runs (default: the notification.feishu.requested handler). */
   readonly handlers?: readonly OutboxHandler[];
+  /** Replaces the Feishu provider (benchmarks of the pipeline without HTTP). */
+  readonly provider?: DeliveryChannel;
+  readonly random?: () => number;
   /** Replaces the bus chosen from the config (tests use this to share one in-process bus). */
   readonly bus?: MessageBus;
 }
@@ -34,10 +50,14 @@ export interface App {
   readonly bus: MessageBus;
   readonly routes: RouteTable;
   readonly route: ServiceRoute;
-  readonly events: EventHub<OutboxEvents>;
+  readonly events: EventHub<AppEvents>;
   readonly enqueuer: Enqueuer;
   readonly outbox: OutboxStore;
   readonly sweeper: ReturnType<typeof createPublishedSweeper>;
+  readonly records: RecordStore;
+  readonly channelService: ChannelService;
+  readonly dispatcher: DeliveryDispatcher;
+  readonly retryLoop: ReturnType<typeof createRetryLoop>;
   /** Migrates the database, then starts the relay, the sweeper and the consumer. */
   start(): Promise<void>;
   /** Staged shutdown: stop the loops and let in-flight work finish (within the grace time), then close. */
@@ -48,7 +68,8 @@ export interface App {
 export function createApp(config: Config, options: AppOptions = {}): App {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger(config.logLevel).child({ service: "smartflow-notification" });
-  const events = createEventHub<OutboxEvents>();
+  const events = createEventHub<AppEvents>();
+  const random = options.random ?? Math.random;
   const db = createDb(config.database);
   const routes = createRouteTable(config.outbox.routeOverrides);
   const route = routes.service("notification");
@@ -109,10 +130,81 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       batchSize: 500,
     },
   });
+  const records = createRecordStore({ db: db.kysely, traits: db.traits });
+  const channels = createChannelStore({ db: db.kysely, traits: db.traits });
+  const httpsClient = createHttpsClient({
+    maxSockets: config.delivery.concurrency,
+    maxResponseBytes: 64 * 1024,
+    ...(config.feishu.caFile ? { caFile: config.feishu.caFile } : {}),
+  });
+  const provider =
+    options.provider ??
+    createFeishuChannel({
+      client: httpsClient,
+      clock,
+      allowedHosts: config.feishu.allowedHosts,
+      frontendBaseUrl: config.feishu.frontendBaseUrl,
+      timeoutMs: config.feishu.timeoutMs,
+    });
+  const dispatcher = createDeliveryDispatcher({
+    records,
+    channels,
+    provider,
+    limiter: createRateLimiter([
+      { limit: config.delivery.ratePerSecond, windowMs: 1_000 },
+      { limit: config.delivery.ratePerMinute, windowMs: 60_000 },
+    ]),
+    clock,
+    logger: logger.child({ component: "delivery" }),
+    events,
+    options: {
+      concurrency: config.delivery.concurrency,
+      claimBatch: config.delivery.claimBatch,
+      leaseMs: config.delivery.sendingLeaseMs,
+      retryDelayMs: (failures) =>
+        exponentialBackoffMs(
+          failures,
+          config.delivery.retryBaseMs,
+          config.delivery.retryMaxMs,
+          config.delivery.retryJitterPercent / 100,
+          random,
+        ),
+    },
+  });
+  const retryLoop = createRetryLoop({
+    records,
+    dispatcher,
+    clock,
+    logger: logger.child({ component: "retry-loop" }),
+    events,
+    random,
+    options: {
+      intervalMs: config.delivery.retryScanIntervalMs,
+      batchSize: config.delivery.retryBatchSize,
+      strandedAfterMs: config.delivery.strandedAfterMs,
+      jitterRatio: config.delivery.retryJitterPercent / 100,
+    },
+  });
+  const channelService = createChannelService({
+    channels,
+    provider,
+    clock,
+    allowedHosts: config.feishu.allowedHosts,
+  });
+  const handlers = options.handlers ?? [
+    createFeishuRequestedHandler({
+      records,
+      dispatcher,
+      clock,
+      logger: logger.child({ component: "feishu-requested" }),
+      events,
+    }),
+  ];
+
   const consumer = createOutboxConsumer({
     store: outbox,
     bus,
-    handlers: options.handlers ?? [],
+    handlers,
     clock,
     logger: logger.child({ component: "outbox-consumer" }),
     events,
@@ -157,6 +249,10 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     enqueuer,
     outbox,
     sweeper,
+    records,
+    channelService,
+    dispatcher,
+    retryLoop,
     async start() {
       const applied = await migrateToLatest(db.kysely, db.traits, { outbox: route.table });
       logger.info("database ready", { dialect: db.traits.dialect, migrationsApplied: applied });
@@ -166,6 +262,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       running.push(
         guard("outbox relay", relay.run(signal)),
         guard("outbox sweeper", sweeper.run(signal)),
+        guard("delivery dispatcher", dispatcher.run(signal)),
+        guard("retry loop", retryLoop.run(signal)),
         guard(
           "outbox consumer",
           topicReady.then(() => (signal.aborted ? undefined : consumer.run(signal))),
@@ -190,6 +288,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
           });
         }
         await bus.close();
+        httpsClient.close();
         await db.close();
         logger.info("shutdown complete");
       })();

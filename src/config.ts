@@ -1,3 +1,4 @@
+import { defaultAllowedHosts } from "./channels/feishu/webhook-url.ts";
 import type { DatabaseConfig } from "./db/database.ts";
 import type { LogLevel } from "./lib/logger.ts";
 import { isValidTableName, knownServices, type RouteOverrides } from "./outbox/routes.ts";
@@ -30,6 +31,25 @@ export interface Config {
     readonly sweepIntervalMs: number;
     readonly consumerBatchSize: number;
     readonly consumerConcurrency: number;
+  };
+  readonly feishu: {
+    readonly allowedHosts: readonly string[];
+    readonly caFile: string | undefined;
+    readonly timeoutMs: number;
+    readonly frontendBaseUrl: string;
+  };
+  readonly delivery: {
+    readonly sendingLeaseMs: number;
+    readonly retryBaseMs: number;
+    readonly retryMaxMs: number;
+    readonly retryJitterPercent: number;
+    readonly retryScanIntervalMs: number;
+    readonly retryBatchSize: number;
+    readonly strandedAfterMs: number;
+    readonly concurrency: number;
+    readonly claimBatch: number;
+    readonly ratePerSecond: number;
+    readonly ratePerMinute: number;
   };
   readonly shutdownGraceMs: number;
 }
@@ -77,6 +97,41 @@ export const configKeys: readonly KeyDoc[] = [
   { key: "OUTBOX_SWEEP_INTERVAL_MS", default: "30000", doc: "how often the sweeper looks for such rows" },
   { key: "OUTBOX_CONSUMER_BATCH_SIZE", default: "500", doc: "messages handled (and committed) together" },
   { key: "OUTBOX_CONSUMER_CONCURRENCY", default: "64", doc: "handlers running at once within a batch" },
+  {
+    key: "FEISHU_ALLOWED_HOSTS",
+    default: "feishu.cn,www.feishu.cn,open.feishu.cn,open.larksuite.com",
+    doc: "webhook hosts accepted (`host` means port 443; `host:port` for others)",
+  },
+  { key: "FEISHU_CA_FILE", default: "(none)", doc: "an extra CA certificate (PEM) trusted for webhook TLS" },
+  {
+    key: "FEISHU_TIMEOUT_MS",
+    default: "5000",
+    doc: "timeout of one webhook request (below the 6 s RPC deadline)",
+  },
+  {
+    key: "FRONTEND_BASE_URL",
+    default: "https://smartflow.example.com",
+    doc: "base of the action URL in messages",
+  },
+  {
+    key: "DELIVERY_SENDING_LEASE_MS",
+    default: "600000",
+    doc: "how long a sender owns a record; must exceed 2 × FEISHU_TIMEOUT_MS",
+  },
+  { key: "DELIVERY_RETRY_BASE_MS", default: "300000", doc: "first retry delay (doubles per attempt)" },
+  { key: "DELIVERY_RETRY_MAX_MS", default: "1800000", doc: "longest retry delay" },
+  { key: "DELIVERY_RETRY_JITTER_PERCENT", default: "10", doc: "random extra on each retry delay" },
+  { key: "DELIVERY_RETRY_SCAN_INTERVAL_MS", default: "60000", doc: "how often the retry loop scans" },
+  { key: "DELIVERY_RETRY_BATCH_SIZE", default: "100", doc: "records the retry loop takes per scan" },
+  {
+    key: "DELIVERY_STRANDED_AFTER_MS",
+    default: "120000",
+    doc: "a `pending` record untouched this long is retried",
+  },
+  { key: "DELIVERY_CONCURRENCY", default: "64", doc: "webhook requests in flight at once" },
+  { key: "DELIVERY_CLAIM_BATCH", default: "100", doc: "records claimed per UPDATE" },
+  { key: "DELIVERY_RATE_PER_SECOND", default: "5", doc: "sends per second per destination (Feishu: 5)" },
+  { key: "DELIVERY_RATE_PER_MINUTE", default: "100", doc: "sends per minute per destination (Feishu: 100)" },
   { key: "SHUTDOWN_GRACE_MS", default: "15000", doc: "how long shutdown waits for in-flight work" },
 ];
 
@@ -115,6 +170,22 @@ export function loadConfig(env: Env): Config {
     throw new ConfigError("OUTBOX_STALE_PUBLISHED_MS must be longer than OUTBOX_PUBLISH_TIMEOUT_MS");
   }
 
+  const timeoutMs = int("FEISHU_TIMEOUT_MS", 5_000, 100, 60_000);
+  const sendingLeaseMs = int("DELIVERY_SENDING_LEASE_MS", 600_000, 1_000);
+  if (sendingLeaseMs <= 2 * timeoutMs) {
+    // A group-bot attempt may make two requests (card, then text): the lease must outlast both.
+    throw new ConfigError("DELIVERY_SENDING_LEASE_MS must be longer than 2 × FEISHU_TIMEOUT_MS");
+  }
+  const deliveryRetryBaseMs = int("DELIVERY_RETRY_BASE_MS", 300_000, 1);
+  const deliveryRetryMaxMs = int("DELIVERY_RETRY_MAX_MS", 1_800_000, 1);
+  if (deliveryRetryMaxMs < deliveryRetryBaseMs) {
+    throw new ConfigError("DELIVERY_RETRY_MAX_MS must not be below DELIVERY_RETRY_BASE_MS");
+  }
+  const frontendBaseUrl = read("FRONTEND_BASE_URL") ?? "https://smartflow.example.com";
+  if (!/^https?:\/\/[^/\s]+/.test(frontendBaseUrl)) {
+    throw new ConfigError(`FRONTEND_BASE_URL must be an http(s) URL, got ${JSON.stringify(frontendBaseUrl)}`);
+  }
+
   return deepFreeze({
     logLevel,
     database: parseDatabase(read("DATABASE_URL") ?? "sqlite:data/smartflow-notification.sqlite", () =>
@@ -139,6 +210,25 @@ export function loadConfig(env: Env): Config {
       sweepIntervalMs: int("OUTBOX_SWEEP_INTERVAL_MS", 30_000, 10),
       consumerBatchSize: int("OUTBOX_CONSUMER_BATCH_SIZE", 500, 1, 10_000),
       consumerConcurrency: int("OUTBOX_CONSUMER_CONCURRENCY", 64, 1, 10_000),
+    },
+    feishu: {
+      allowedHosts: parseHosts(read("FEISHU_ALLOWED_HOSTS")),
+      caFile: read("FEISHU_CA_FILE"),
+      timeoutMs,
+      frontendBaseUrl,
+    },
+    delivery: {
+      sendingLeaseMs,
+      retryBaseMs: deliveryRetryBaseMs,
+      retryMaxMs: deliveryRetryMaxMs,
+      retryJitterPercent: int("DELIVERY_RETRY_JITTER_PERCENT", 10, 0, 100),
+      retryScanIntervalMs: int("DELIVERY_RETRY_SCAN_INTERVAL_MS", 60_000, 10),
+      retryBatchSize: int("DELIVERY_RETRY_BATCH_SIZE", 100, 1, 10_000),
+      strandedAfterMs: int("DELIVERY_STRANDED_AFTER_MS", 120_000, 1_000),
+      concurrency: int("DELIVERY_CONCURRENCY", 64, 1, 10_000),
+      claimBatch: int("DELIVERY_CLAIM_BATCH", 100, 1, 10_000),
+      ratePerSecond: int("DELIVERY_RATE_PER_SECOND", 5, 1),
+      ratePerMinute: int("DELIVERY_RATE_PER_MINUTE", 100, 1),
     },
     shutdownGraceMs: int("SHUTDOWN_GRACE_MS", 15_000, 0),
   });
@@ -165,6 +255,22 @@ function parseDatabase(url: string, poolSize: () => number): DatabaseConfig {
   throw new ConfigError(
     `DATABASE_URL must start with mysql:// or sqlite:, got ${JSON.stringify(maskPassword(url))}`,
   );
+}
+
+function parseHosts(raw: string | undefined): string[] {
+  if (raw === undefined) return [...defaultAllowedHosts];
+  const hosts = raw
+    .split(",")
+    .map((host) => host.trim().toLowerCase())
+    .filter(Boolean);
+  for (const host of hosts) {
+    if (!/^[a-z0-9.-]+(:\d{1,5})?$/.test(host) || host.endsWith(":443")) {
+      throw new ConfigError(
+        `FEISHU_ALLOWED_HOSTS entries must be host or host:port (not :443), got ${JSON.stringify(host)}`,
+      );
+    }
+  }
+  return hosts;
 }
 
 function parseBrokers(raw: string | undefined): string[] {

@@ -20,6 +20,8 @@ export interface AppErrorOptions {
   readonly field?: string;
   /** For `deferred`: how long to wait before the work is tried again. */
   readonly retryAfterMs?: number;
+  /** A finer machine-readable reason, e.g. `missing_param` (the API maps it to SmartFlow's status codes). */
+  readonly reason?: string;
 }
 
 export class AppError extends Error {
@@ -28,6 +30,7 @@ export class AppError extends Error {
   readonly retryable: boolean;
   readonly field: string | undefined;
   readonly retryAfterMs: number | undefined;
+  readonly reason: string | undefined;
 
   constructor(code: ErrorCode, message: string, options: AppErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -35,6 +38,7 @@ export class AppError extends Error {
     this.retryable = options.retryable ?? defaultRetryable(code);
     this.field = options.field;
     this.retryAfterMs = options.retryAfterMs;
+    this.reason = options.reason;
   }
 
   static is(error: unknown, code?: ErrorCode): error is AppError {

@@ -37,6 +37,11 @@ export interface OutboxHandler {
   /** Accepted `event_version` values, compared after trimming; others are `dead`. */
   readonly versions: readonly string[];
   handle(event: OutboxEvent, signal: AbortSignal): Promise<void>;
+  /**
+   * Optional: handles all of a batch's events of this type at once (to group database writes). Returns, per
+   * event, `undefined` for success or the error `handle` would have thrown. Throwing fails every event.
+   */
+  handleBatch?(events: readonly OutboxEvent[], signal: AbortSignal): Promise<readonly unknown[]>;
 }
 
 export interface ConsumerOptions {
@@ -80,43 +85,88 @@ export function createOutboxConsumer(deps: {
     }
   }
 
-  async function decide(
-    envelope: KafkaEnvelope,
-    messageKey: string,
-    row: RowState,
+  function toEvent(envelope: KafkaEnvelope, messageKey: string, row: RowState): OutboxEvent {
+    return {
+      outboxId: envelope.outboxId,
+      eventId: envelope.eventId,
+      eventType: envelope.eventType,
+      eventVersion: envelope.eventVersion,
+      aggregateId: envelope.aggregateId,
+      payload: envelope.payload,
+      messageKey,
+      retryCount: row.retryCount,
+    };
+  }
+
+  function fromError(error: unknown): Decision {
+    if (error === undefined) return { kind: "consumed" };
+    const reason = describeError(error);
+    if (AppError.is(error, "deferred"))
+      return { kind: "deferred", reason, delayMs: error.retryAfterMs ?? 1_000 };
+    if (AppError.is(error) && !error.retryable) return { kind: "dead", reason };
+    return { kind: "retry", reason: `handler failed: ${reason}` };
+  }
+
+  /** Runs the handlers of a batch; a handler with `handleBatch` gets all its events in one call. */
+  async function decideAll(
+    work: readonly { envelope: KafkaEnvelope; key: string; row: RowState }[],
     signal: AbortSignal,
-  ): Promise<Decision> {
-    const handler = handlers.get(envelope.eventType);
-    if (!handler)
-      return { kind: "dead", reason: `no handler registered for event type ${envelope.eventType}` };
-    if (!handler.versions.includes(envelope.eventVersion)) {
-      return {
-        kind: "dead",
-        reason: `${envelope.eventType} event_version not supported: ${JSON.stringify(envelope.eventVersion)}`,
-      };
+  ): Promise<Decision[]> {
+    const decisions = new Array<Decision>(work.length);
+    const byHandler = new Map<OutboxHandler, number[]>();
+    work.forEach(({ envelope }, index) => {
+      const handler = handlers.get(envelope.eventType);
+      if (!handler) {
+        decisions[index] = {
+          kind: "dead",
+          reason: `no handler registered for event type ${envelope.eventType}`,
+        };
+      } else if (!handler.versions.includes(envelope.eventVersion)) {
+        decisions[index] = {
+          kind: "dead",
+          reason: `${envelope.eventType} event_version not supported: ${JSON.stringify(envelope.eventVersion)}`,
+        };
+      } else {
+        const group = byHandler.get(handler);
+        if (group) group.push(index);
+        else byHandler.set(handler, [index]);
+      }
+    });
+    for (const [handler, indexes] of byHandler) {
+      const events = indexes.map((index) => {
+        const item = work[index] as (typeof work)[number];
+        return toEvent(item.envelope, item.key, item.row);
+      });
+      if (handler.handleBatch) {
+        let errors: readonly unknown[];
+        try {
+          errors = await handler.handleBatch(events, signal);
+        } catch (error) {
+          errors = events.map(() => error);
+        }
+        indexes.forEach((index, i) => {
+          decisions[index] = fromError(errors[i]);
+        });
+      } else {
+        const results = await mapByKey(
+          events,
+          (event) => event.messageKey || String(event.outboxId),
+          options.concurrency,
+          async (event) => {
+            try {
+              await handler.handle(event, signal);
+              return undefined;
+            } catch (error) {
+              return error ?? new Error("handler threw nothing");
+            }
+          },
+        );
+        indexes.forEach((index, i) => {
+          decisions[index] = fromError(results[i]);
+        });
+      }
     }
-    try {
-      await handler.handle(
-        {
-          outboxId: envelope.outboxId,
-          eventId: envelope.eventId,
-          eventType: envelope.eventType,
-          eventVersion: envelope.eventVersion,
-          aggregateId: envelope.aggregateId,
-          payload: envelope.payload,
-          messageKey,
-          retryCount: row.retryCount,
-        },
-        signal,
-      );
-      return { kind: "consumed" };
-    } catch (error) {
-      const reason = describeError(error);
-      if (AppError.is(error, "deferred"))
-        return { kind: "deferred", reason, delayMs: error.retryAfterMs ?? 1_000 };
-      if (AppError.is(error) && !error.retryable) return { kind: "dead", reason };
-      return { kind: "retry", reason: `handler failed: ${reason}` };
-    }
+    return decisions;
   }
 
   async function handleBatch(messages: readonly IncomingMessage[], signal: AbortSignal): Promise<boolean> {
@@ -171,12 +221,7 @@ export function createOutboxConsumer(deps: {
       else work.push({ ...candidate, row });
     }
 
-    const decisions = await mapByKey(
-      work,
-      (item) => item.key || String(item.row.id),
-      options.concurrency,
-      (item) => decide(item.envelope, item.key, item.row, signal),
-    );
+    const decisions = await decideAll(work, signal);
 
     const now = clock.now();
     const outcomes = {

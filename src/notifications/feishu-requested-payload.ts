@@ -1,0 +1,89 @@
+import { AppError } from "../lib/errors.ts";
+
+/** `FeishuNotificationRequestedPayload` (reference §3), as SmartFlow's producers write it. */
+export interface FeishuRequestedPayload {
+  readonly notificationId: number;
+  readonly userId: number;
+  readonly triggerId: string;
+  readonly previewId: string;
+  readonly triggerType: string;
+  readonly targetType: string;
+  readonly targetId: number;
+  readonly dedupeKey: string;
+  readonly targetUrl: string;
+  readonly summaryText: string;
+  readonly fallbackText: string;
+  readonly traceId: string;
+  readonly requestedAt: Date;
+}
+
+/** Accepted `event_version` values: SmartFlow's "1", the outbox's default "v1", and none (weakness 10). */
+export const FEISHU_REQUESTED_VERSIONS = ["", "1", "v1"] as const;
+
+const poison = (field: string, message: string) =>
+  new AppError("poison", `invalid notification.feishu.requested payload: ${field} ${message}`, { field });
+
+/**
+ * Parses and validates a payload. The rules are SmartFlow's `Validate()`, in its order: user_id > 0,
+ * preview_id, dedupe_key, target_url (a relative `/assistant/…` path), requested_at. Any failure is a
+ * non-retryable `poison` error that names the field.
+ */
+export function parseFeishuRequestedPayload(json: string): FeishuRequestedPayload {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch (error) {
+    throw new AppError(
+      "poison",
+      `notification.feishu.requested payload is not JSON: ${(error as Error).message}`,
+      {
+        field: "payload",
+      },
+    );
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw poison("payload", "must be a JSON object");
+  }
+  const p = raw as Record<string, unknown>;
+  const text = (name: string) => (typeof p[name] === "string" ? (p[name] as string).trim() : "");
+  const integer = (name: string) => {
+    const value = p[name];
+    if (value === undefined || value === null) return 0;
+    if (typeof value !== "number" || !Number.isSafeInteger(value)) throw poison(name, "must be an integer");
+    return value;
+  };
+
+  const userId = integer("user_id");
+  if (userId <= 0) throw poison("user_id", "must be a positive integer");
+  const previewId = text("preview_id");
+  if (!previewId) throw poison("preview_id", "is required");
+  const dedupeKey = text("dedupe_key");
+  if (!dedupeKey) throw poison("dedupe_key", "is required");
+  if (dedupeKey.length > 191) throw poison("dedupe_key", "must be at most 191 characters");
+  const targetUrl = text("target_url");
+  if (!targetUrl) throw poison("target_url", "is required");
+  if (!targetUrl.startsWith("/assistant/") || targetUrl.includes("://") || targetUrl.startsWith("//")) {
+    throw poison("target_url", "must be a relative /assistant/ path");
+  }
+  if (targetUrl.length > 255) throw poison("target_url", "must be at most 255 characters");
+  const requestedRaw = text("requested_at");
+  const requestedAt = new Date(requestedRaw);
+  if (!requestedRaw || Number.isNaN(requestedAt.getTime()) || requestedRaw.startsWith("0001-01-01")) {
+    throw poison("requested_at", "must be an RFC 3339 time");
+  }
+  return {
+    notificationId: integer("notification_id"),
+    userId,
+    triggerId: text("trigger_id").slice(0, 64),
+    previewId: previewId.slice(0, 64),
+    triggerType: text("trigger_type").slice(0, 64),
+    targetType: text("target_type").slice(0, 64),
+    targetId: integer("target_id"),
+    dedupeKey,
+    targetUrl,
+    summaryText: text("summary_text"),
+    fallbackText: text("fallback_text"),
+    traceId: text("trace_id").slice(0, 128),
+    requestedAt,
+  };
+}
