@@ -156,7 +156,7 @@ export function createChannelService(deps: {
       const row = await channels.get(userId);
       const now = clock.now();
       let result: SendResult;
-      if (!row || !row.enabled || !row.webhookUrl.trim()) {
+      if (!row?.enabled || !row.webhookUrl.trim()) {
         result = {
           outcome: "skipped",
           errorCode: "recipient_missing",

@@ -337,8 +337,9 @@ describe("Feishu delivery on MariaDB + Kafka", () => {
       await app.retryLoop.scanOnce();
       assert.equal((await attemptOf(events, record.id)).status, "sent");
       const [request] = fake.requestsFor("flowkey0111");
+      assert.ok(request);
       assert.equal(
-        (request?.body.message as { summary: string }).summary,
+        (request.body.message as { summary: string }).summary,
         "回来看看\n/assistant/conv_asp_111",
       );
     }, clock);
