@@ -72,6 +72,8 @@ export function createKafkaBus(options: KafkaBusOptions): MessageBus {
           logger.info("kafka topic created", { topic, partitions });
         }
       } catch (error) {
+        // A producer's auto-creation (or another instance) may win the race: the topic exists, as wanted.
+        if (alreadyExists(error)) return;
         throw classify(error, `could not ensure kafka topic ${topic}`);
       } finally {
         await admin.disconnect().catch(() => undefined);
@@ -210,6 +212,15 @@ export function classify(error: unknown, message: string): AppError {
       cause: error,
       retryable: unavailable,
     },
+  );
+}
+
+function alreadyExists(error: unknown): boolean {
+  const errors = (error as { errors?: unknown } | null)?.errors;
+  return (
+    Array.isArray(errors) &&
+    errors.length > 0 &&
+    errors.every((e) => (e as { type?: unknown } | null)?.type === "TOPIC_ALREADY_EXISTS")
   );
 }
 

@@ -14,6 +14,8 @@ export interface ReceivedRequest {
   readonly headers: IncomingMessage["headers"];
   readonly body: Record<string, unknown>;
   readonly raw: string;
+  /** `performance.now()` when the request body had arrived. */
+  readonly at: number;
 }
 
 /** One scripted answer: an HTTP status and body, a delay, or no answer at all. */
@@ -76,7 +78,7 @@ export async function startFakeFeishu() {
       }
       const kind = flow ? "flow" : "bot";
       const keyOf = (flow?.[1] ?? bot?.[1] ?? "") as string;
-      requests.push({ kind, key: keyOf, headers: req.headers, body, raw });
+      requests.push({ kind, key: keyOf, headers: req.headers, body, raw, at: performance.now() });
       for (const listener of listeners) listener();
       const reply = scripts.get(keyOf)?.shift() ?? {};
       void answer(res, reply, () => {
