@@ -68,8 +68,8 @@ kafka-stop: ## Stop the local Kafka
 	scripts/kafka.sh stop
 
 .PHONY: bench
-bench: $(STAMP) ## Benchmarks (bench/README.md); starts Kafka like the tests do
-	scripts/bench.sh
+bench: $(STAMP) ## Benchmarks (bench/README.md), BENCH=relay|delivery|grpc; starts Kafka like the tests
+	scripts/bench.sh $(BENCH)
 
 .PHONY: clean
 clean: ## Remove build output and the local SQLite database

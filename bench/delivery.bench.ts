@@ -9,22 +9,39 @@
  *
  *   make bench     or   KAFKA_BROKERS=… npx tsx bench/delivery.bench.ts [events] [seconds]
  */
+
+import { fork } from "node:child_process";
 import { Agent, request } from "node:https";
 import { createApp } from "../src/app.ts";
 import { loadConfig } from "../src/config.ts";
 import { createLogger } from "../src/lib/logger.ts";
 import { encodeRowEnvelope } from "../src/outbox/envelope.ts";
-import { caFile, startFakeFeishu } from "../test/support/fake-feishu.ts";
+import { caFile } from "../test/support/fake-feishu.ts";
 import { brokers, eventPayload, percentile, unique, withDatabase } from "./support.ts";
 
 const events = Number(process.argv[2] ?? 20_000);
 const seconds = Number(process.argv[3] ?? 10);
 const users = 4_000;
-const concurrency = 64;
+const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 128);
 const EVENT = "notification.feishu.requested";
 
-const fake = await startFakeFeishu();
-fake.setDefaultDelay(20);
+const worker = fork(new URL("./fake-feishu-worker.ts", import.meta.url).pathname, ["20"], {
+  execArgv: ["--import", "tsx"],
+});
+const arrivals: { preview: string; at: number }[] = [];
+const fake = await new Promise<{ host: string; origin: string; flowUrl: (k: string) => string }>(
+  (resolve) => {
+    worker.on(
+      "message",
+      (message: { type: string; host?: string; origin?: string; items?: typeof arrivals }) => {
+        if (message.type === "ready" && message.host && message.origin) {
+          const origin = message.origin;
+          resolve({ host: message.host, origin, flowUrl: (k) => `${origin}/flow/api/trigger-webhook/${k}` });
+        } else if (message.items) arrivals.push(...message.items);
+      },
+    );
+  },
+);
 
 async function baseline(count: number): Promise<number> {
   const agent = new Agent({
@@ -132,10 +149,11 @@ await withDatabase(async (url) => {
   await waitForRequests(200, 60_000);
 
   // 1. Throughput.
-  const before = fake.requests.length;
+  const before = arrivals.length;
   const baselineRate = await baseline(events);
-  const baselineRequests = fake.requests.length - before;
-  const startCount = fake.requests.length;
+  await waitForRequests(before + events, 60_000);
+  const baselineRequests = arrivals.length - before;
+  const startCount = arrivals.length;
   const started = performance.now();
   await insertEvents(1_000_000, events, new Date());
   await waitForRequests(startCount + events, 300_000);
@@ -148,20 +166,20 @@ await withDatabase(async (url) => {
   const sentAt = new Map<string, number>();
   const offset = 2_000_000;
   let offered = 0;
-  const arrivals = fake.requests.length;
+  const firstArrival = arrivals.length;
   const stopAt = performance.now() + seconds * 1000;
   while (performance.now() < stopAt) {
     const tick = performance.now();
     const from = offset + offered;
-    for (let k = 0; k < 25; k++) sentAt.set(`asp_bench_${from + k}`, performance.now());
+    for (let k = 0; k < 25; k++) sentAt.set(`asp_bench_${from + k}`, Date.now());
     await insertEvents(from, 25, new Date());
     offered += 25;
     const wait = 50 - (performance.now() - tick);
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
   }
-  await waitForRequests(arrivals + offered, 60_000);
-  const latencies = fake.requests.slice(arrivals).flatMap((r) => {
-    const t0 = sentAt.get(String(r.body.preview_id ?? ""));
+  await waitForRequests(firstArrival + offered, 60_000);
+  const latencies = arrivals.slice(firstArrival).flatMap((r) => {
+    const t0 = sentAt.get(r.preview);
     return t0 === undefined ? [] : [r.at - t0];
   });
   console.log(
@@ -179,13 +197,12 @@ await withDatabase(async (url) => {
   );
   await app.stop();
 });
-await fake.close();
+worker.disconnect();
 
 async function waitForRequests(count: number, timeoutMs: number) {
   const deadline = performance.now() + timeoutMs;
-  while (fake.requests.length < count) {
-    if (performance.now() > deadline)
-      throw new Error(`only ${fake.requests.length} of ${count} POSTs arrived`);
+  while (arrivals.length < count) {
+    if (performance.now() > deadline) throw new Error(`only ${arrivals.length} of ${count} POSTs arrived`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }

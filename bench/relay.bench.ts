@@ -23,7 +23,7 @@ import { brokers, eventPayload, median, unique, withDatabase } from "./support.t
 
 const rows = Number(process.argv[2] ?? 50_000);
 const rounds = Number(process.argv[3] ?? 3);
-const batchSize = 500;
+const batchSize = Number(process.env.RELAY_BATCH_SIZE ?? 1000);
 const EVENT = "notification.feishu.requested";
 
 async function rawProducer(topic: string, count: number): Promise<number> {

@@ -157,31 +157,49 @@ export function createOutboxRelay(deps: RelayDeps) {
       logger.info("outbox relay started", { table: route.table, topic: route.topic });
       let unavailable = 0;
       let dbFailures = 0;
+      // Pipelined: the next batch is claimed while the previous one is being published, and published only
+      // once the previous one is acknowledged, so per-key order holds and the database and the broker work
+      // at the same time.
+      let publishing: Promise<BatchResult> | undefined;
+      const previousResult = async (): Promise<BatchResult | undefined> => {
+        const result = publishing ? await publishing : undefined;
+        publishing = undefined;
+        return result;
+      };
       while (!signal.aborted) {
         let rows: ClaimedRow[];
         try {
           rows = await store.claimDue(clock.now(), options.batchSize);
           dbFailures = 0;
         } catch (error) {
+          await previousResult();
           dbFailures++;
           const delay = Math.min(100 * 2 ** Math.min(dbFailures, 8), 10_000);
           logger.error("outbox relay cannot claim rows", { error: describeError(error), retryInMs: delay });
           await sleep(delay, signal);
           continue;
         }
+        const previous = await previousResult();
+        if (previous === "broker_unavailable") {
+          const ids = rows.map((row) => row.id);
+          await settle(
+            () => store.releaseClaimed(ids, "broker unavailable", clock.now()),
+            "release claimed rows",
+          );
+          unavailable++;
+          const delay = Math.min(250 * 2 ** Math.min(unavailable - 1, 10), options.maxUnavailableBackoffMs);
+          logger.warn("broker unavailable; outbox relay pauses", { retryInMs: delay });
+          await sleep(delay, signal);
+          continue;
+        }
+        if (previous === "ok") unavailable = 0;
         if (rows.length === 0) {
           await wakeup.wait(options.pollIntervalMs, signal);
           continue;
         }
-        if ((await publishBatch(rows)) === "broker_unavailable") {
-          unavailable++;
-          const delay = Math.min(250 * 2 ** Math.min(unavailable - 1, 10), options.maxUnavailableBackoffMs);
-          logger.warn("broker unavailable; outbox relay pauses", { rows: rows.length, retryInMs: delay });
-          await sleep(delay, signal);
-        } else {
-          unavailable = 0;
-        }
+        publishing = publishBatch(rows);
       }
+      await previousResult();
       logger.info("outbox relay stopped");
     },
   };

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Benchmarks (bench/README.md), on the MariaDB at MYSQL_URL and a Kafka broker started like the tests do.
+#   scripts/bench.sh [relay|delivery|all]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export MYSQL_URL="${MYSQL_URL:-mysql://root@127.0.0.1:3306}"
+if [[ -z "${KAFKA_BROKERS:-}" ]]; then
+  if scripts/kafka.sh status >/dev/null 2>&1; then
+    KAFKA_BROKERS=$(cat .cache/kafka/run/brokers)
+  else
+    run_dir=".cache/kafka/bench-$$"
+    trap 'scripts/kafka.sh stop "$run_dir" || true' EXIT
+    KAFKA_BROKERS=$(scripts/kafka.sh start "$run_dir" | sed -n 's/^KAFKA_BROKERS=//p')
+  fi
+  export KAFKA_BROKERS
+fi
+which="${1:-all}"
+if [[ "$which" == relay || "$which" == all ]]; then npx tsx bench/relay.bench.ts "${RELAY_ROWS:-50000}" 3; fi
+if [[ "$which" == delivery || "$which" == all ]]; then npx tsx bench/delivery.bench.ts "${DELIVERY_EVENTS:-20000}" 10; fi
