@@ -1,3 +1,7 @@
+import { type ApiServer, createApiServer } from "./api/api-server.ts";
+import { createHealthState, type HealthState } from "./api/health.ts";
+import { notificationBinding } from "./api/notification-handlers.ts";
+import { opsBinding } from "./api/ops-handlers.ts";
 import { createFeishuChannel } from "./channels/feishu/feishu-channel.ts";
 import { createHttpsClient } from "./channels/feishu/https-client.ts";
 import type { Config } from "./config.ts";
@@ -19,6 +23,7 @@ import type { DeliveryChannel } from "./notifications/delivery-channel.ts";
 import { createDeliveryDispatcher, type DeliveryDispatcher } from "./notifications/delivery-dispatcher.ts";
 import type { DeliveryEvents } from "./notifications/delivery-events.ts";
 import { createFeishuRequestedHandler } from "./notifications/feishu-requested-handler.ts";
+import { createNotificationRequests } from "./notifications/notification-requests.ts";
 import { createRecordStore, type RecordStore } from "./notifications/record-store.ts";
 import { createRetryLoop } from "./notifications/retry-loop.ts";
 import { createEnqueuer, type Enqueuer } from "./outbox/enqueue.ts";
@@ -58,7 +63,11 @@ export interface App {
   readonly channelService: ChannelService;
   readonly dispatcher: DeliveryDispatcher;
   readonly retryLoop: ReturnType<typeof createRetryLoop>;
-  /** Migrates the database, then starts the relay, the sweeper and the consumer. */
+  readonly health: HealthState;
+  readonly api: ApiServer;
+  /** The API's port once started (the configured one, or the one picked for port 0). */
+  apiPort(): number;
+  /** Migrates the database, starts the loops, then opens the API. */
   start(): Promise<void>;
   /** Staged shutdown: stop the loops and let in-flight work finish (within the grace time), then close. */
   stop(): Promise<void>;
@@ -211,6 +220,47 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     options: { concurrency: config.outbox.consumerConcurrency },
   });
 
+  const notificationRequests = createNotificationRequests({
+    db: db.kysely,
+    traits: db.traits,
+    enqueuer,
+    now: () => clock.now(),
+  });
+  const bindings = [
+    notificationBinding(channelService, config.api.tokenForLegacy),
+    opsBinding({
+      records,
+      outbox,
+      requests: notificationRequests,
+      dispatcher,
+      wakeRelay: () => wakeup.notify(),
+      clock,
+    }),
+  ];
+  const health = createHealthState([...bindings.map((b) => b.service.typeName), "grpc.health.v1.Health"]);
+  const api = createApiServer({
+    options: {
+      host: config.api.host,
+      port: config.api.port,
+      rpcTimeoutMs: config.api.rpcTimeoutMs,
+      maxMessageBytes: config.api.maxMessageBytes,
+      ...(config.api.token ? { token: config.api.token } : {}),
+      ...(config.api.tls ? { tls: config.api.tls } : {}),
+    },
+    bindings,
+    health,
+    logger: logger.child({ component: "api" }),
+  });
+  let apiPort = config.api.port;
+
+  /** NOT_SERVING while the database does not answer. */
+  async function watchDatabase(signal: AbortSignal) {
+    while (!signal.aborted) {
+      health.setDatabaseUp(await db.ping());
+      await sleep(config.api.healthCheckIntervalMs, signal);
+    }
+  }
+
   const loops = new AbortController();
   const running: Promise<void>[] = [];
   let stopping: Promise<void> | undefined;
@@ -253,6 +303,9 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     channelService,
     dispatcher,
     retryLoop,
+    health,
+    api,
+    apiPort: () => apiPort,
     async start() {
       const applied = await migrateToLatest(db.kysely, db.traits, { outbox: route.table });
       logger.info("database ready", { dialect: db.traits.dialect, migrationsApplied: applied });
@@ -264,11 +317,13 @@ export function createApp(config: Config, options: AppOptions = {}): App {
         guard("outbox sweeper", sweeper.run(signal)),
         guard("delivery dispatcher", dispatcher.run(signal)),
         guard("retry loop", retryLoop.run(signal)),
+        guard("database health", watchDatabase(signal)),
         guard(
           "outbox consumer",
           topicReady.then(() => (signal.aborted ? undefined : consumer.run(signal))),
         ),
       );
+      apiPort = await api.listen();
       logger.info("smartflow-notification started", {
         bus: bus.kind,
         table: route.table,
@@ -278,7 +333,11 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     },
     stop() {
       stopping ??= (async () => {
-        logger.info("shutting down: draining loops", { graceMs: config.shutdownGraceMs });
+        logger.info("shutting down: NOT_SERVING, closing the API, draining loops", {
+          graceMs: config.shutdownGraceMs,
+        });
+        health.setDraining();
+        await api.close(config.shutdownGraceMs);
         loops.abort();
         try {
           await withTimeout(Promise.all(running), config.shutdownGraceMs, "drain");

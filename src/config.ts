@@ -51,6 +51,18 @@ export interface Config {
     readonly ratePerSecond: number;
     readonly ratePerMinute: number;
   };
+  readonly api: {
+    readonly host: string;
+    readonly port: number;
+    readonly rpcTimeoutMs: number;
+    readonly maxMessageBytes: number;
+    readonly token: string | undefined;
+    readonly tokenForLegacy: boolean;
+    readonly tls:
+      | { readonly certFile: string; readonly keyFile: string; readonly clientCaFile?: string }
+      | undefined;
+    readonly healthCheckIntervalMs: number;
+  };
   readonly shutdownGraceMs: number;
 }
 
@@ -132,6 +144,31 @@ export const configKeys: readonly KeyDoc[] = [
   { key: "DELIVERY_CLAIM_BATCH", default: "100", doc: "records claimed per UPDATE" },
   { key: "DELIVERY_RATE_PER_SECOND", default: "5", doc: "sends per second per destination (Feishu: 5)" },
   { key: "DELIVERY_RATE_PER_MINUTE", default: "100", doc: "sends per minute per destination (Feishu: 100)" },
+  { key: "GRPC_ADDR", default: "0.0.0.0:9082", doc: "the API's one port: gRPC, Connect and gRPC-Web" },
+  { key: "RPC_TIMEOUT_MS", default: "6000", doc: "server deadline of a call (a client's shorter one wins)" },
+  { key: "RPC_MAX_MESSAGE_BYTES", default: "4194304", doc: "largest request accepted" },
+  {
+    key: "API_TOKEN",
+    default: "(none)",
+    doc: "bearer token callers must send; the operations service requires it",
+  },
+  {
+    key: "API_TOKEN_FOR_LEGACY",
+    default: "false",
+    doc: "also require API_TOKEN on smartflow.notification.Notification",
+  },
+  {
+    key: "TLS_CERT_FILE",
+    default: "(none)",
+    doc: "serve TLS with this certificate (PEM); needs TLS_KEY_FILE",
+  },
+  { key: "TLS_KEY_FILE", default: "(none)", doc: "the certificate's private key (PEM)" },
+  {
+    key: "TLS_CLIENT_CA_FILE",
+    default: "(none)",
+    doc: "require client certificates signed by this CA (mTLS)",
+  },
+  { key: "HEALTH_CHECK_INTERVAL_MS", default: "2000", doc: "how often health pings the database" },
   { key: "SHUTDOWN_GRACE_MS", default: "15000", doc: "how long shutdown waits for in-flight work" },
 ];
 
@@ -180,6 +217,23 @@ export function loadConfig(env: Env): Config {
   const deliveryRetryMaxMs = int("DELIVERY_RETRY_MAX_MS", 1_800_000, 1);
   if (deliveryRetryMaxMs < deliveryRetryBaseMs) {
     throw new ConfigError("DELIVERY_RETRY_MAX_MS must not be below DELIVERY_RETRY_BASE_MS");
+  }
+  const rpcTimeoutMs = int("RPC_TIMEOUT_MS", 6_000, 100);
+  if (timeoutMs >= rpcTimeoutMs) {
+    // SmartFlow's boundary: provider 5 s < RPC 6 s, so a slow webhook answers provider_timeout, not DeadlineExceeded.
+    throw new ConfigError("FEISHU_TIMEOUT_MS must be shorter than RPC_TIMEOUT_MS");
+  }
+  const [host, port] = parseAddress(read("GRPC_ADDR") ?? "0.0.0.0:9082");
+  const certFile = read("TLS_CERT_FILE");
+  const keyFile = read("TLS_KEY_FILE");
+  const clientCaFile = read("TLS_CLIENT_CA_FILE");
+  if (Boolean(certFile) !== Boolean(keyFile))
+    throw new ConfigError("TLS_CERT_FILE and TLS_KEY_FILE go together");
+  if (clientCaFile && !certFile)
+    throw new ConfigError("TLS_CLIENT_CA_FILE needs TLS_CERT_FILE and TLS_KEY_FILE");
+  const legacyToken = read("API_TOKEN_FOR_LEGACY") ?? "false";
+  if (legacyToken !== "true" && legacyToken !== "false") {
+    throw new ConfigError(`API_TOKEN_FOR_LEGACY must be true or false, got ${JSON.stringify(legacyToken)}`);
   }
   const frontendBaseUrl = read("FRONTEND_BASE_URL") ?? "https://smartflow.example.com";
   if (!/^https?:\/\/[^/\s]+/.test(frontendBaseUrl)) {
@@ -230,6 +284,16 @@ export function loadConfig(env: Env): Config {
       ratePerSecond: int("DELIVERY_RATE_PER_SECOND", 5, 1),
       ratePerMinute: int("DELIVERY_RATE_PER_MINUTE", 100, 1),
     },
+    api: {
+      host,
+      port,
+      rpcTimeoutMs,
+      maxMessageBytes: int("RPC_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, 1_024),
+      token: read("API_TOKEN"),
+      tokenForLegacy: legacyToken === "true",
+      tls: certFile && keyFile ? { certFile, keyFile, ...(clientCaFile ? { clientCaFile } : {}) } : undefined,
+      healthCheckIntervalMs: int("HEALTH_CHECK_INTERVAL_MS", 2_000, 10),
+    },
     shutdownGraceMs: int("SHUTDOWN_GRACE_MS", 15_000, 0),
   });
 }
@@ -255,6 +319,18 @@ function parseDatabase(url: string, poolSize: () => number): DatabaseConfig {
   throw new ConfigError(
     `DATABASE_URL must start with mysql:// or sqlite:, got ${JSON.stringify(maskPassword(url))}`,
   );
+}
+
+function parseAddress(raw: string): [string, number] {
+  const match = /^(.*):(\d{1,5})$/.exec(raw);
+  const host = match?.[1];
+  const port = Number(match?.[2]);
+  if (!host || port > 65_535) {
+    throw new ConfigError(
+      `GRPC_ADDR must be host:port (port 0 picks a free one), got ${JSON.stringify(raw)}`,
+    );
+  }
+  return [host.replace(/^\[(.*)\]$/, "$1"), port];
 }
 
 function parseHosts(raw: string | undefined): string[] {

@@ -23,6 +23,9 @@ import type { DbTraits } from "./db-traits.ts";
  *   an attempt (weakness 11: the original kept the lease only in `updated_at` and lost its marker).
  * - `user_notification_channels.webhook_kind` (`flow_trigger` | `group_bot`) and `.signing_secret` (group
  *   bots' optional signing secret).
+ * - `notification_request_keys (event_id primary key, outbox_id, dedupe_key, created_at)`: makes the
+ *   RequestFeishuNotification RPC idempotent on `event_id` (written in the same transaction as the outbox
+ *   row).
  *
  * The outbox table's name comes from the route and may be overridden, so it is not a migration: it is ensured
  * (created if missing, indexes added if missing) on every start, outside the migrator, whose history would
@@ -186,6 +189,21 @@ export function migrations(traits: DbTraits): Record<string, Migration> {
         await ensureIndex(db, traits, "user_notification_channels", "idx_user_notification_channel_user", [
           "user_id",
         ]);
+      },
+    },
+    "0004_notification_request_keys": {
+      async up(db) {
+        await db.schema
+          .createTable("notification_request_keys")
+          .ifNotExists()
+          .addColumn("event_id", "varchar(128)", (col) => col.primaryKey())
+          .addColumn("outbox_id", "bigint", (col) => col.notNull())
+          .addColumn("dedupe_key", "varchar(191)", (col) => col.notNull())
+          .addColumn("created_at", time)
+          .$call((builder) =>
+            mysql ? builder.modifyEnd(sql`engine=InnoDB default charset=utf8mb4`) : builder,
+          )
+          .execute();
       },
     },
   };

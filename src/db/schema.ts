@@ -101,6 +101,14 @@ export interface UserNotificationChannelTable {
   updated_at: DbTime;
 }
 
+/** Additive: idempotency keys of notifications requested over the RPC (`event_id` → its outbox row). */
+export interface NotificationRequestKeyTable {
+  event_id: string;
+  outbox_id: number;
+  dedupe_key: string;
+  created_at: DbTime;
+}
+
 /**
  * The Kysely database type. The outbox table's real name comes from the route (it can be overridden), so
  * queries name it through `outboxTable(route)`, which is typed as this key.
@@ -109,6 +117,7 @@ export interface Database {
   notification_outbox_messages: OutboxMessageTable;
   notification_records: NotificationRecordTable;
   user_notification_channels: UserNotificationChannelTable;
+  notification_request_keys: NotificationRequestKeyTable;
 }
 
 export type OutboxTableName = "notification_outbox_messages";

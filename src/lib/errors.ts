@@ -11,6 +11,9 @@ export type ErrorCode =
   | "broker_unavailable"
   | "deferred"
   | "poison"
+  | "failed_precondition"
+  | "deadline_exceeded"
+  | "cancelled"
   | "internal";
 
 export interface AppErrorOptions {

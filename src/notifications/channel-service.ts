@@ -1,5 +1,6 @@
 import { maskWebhookUrl, parseWebhookUrl } from "../channels/feishu/webhook-url.ts";
 import type { Clock } from "../lib/clock.ts";
+import { createCoalescingLoader } from "../lib/coalescing-loader.ts";
 import { AppError } from "../lib/errors.ts";
 import { CHANNEL_NAME, type ChannelRow, type ChannelStore } from "./channel-store.ts";
 import type { DeliveryChannel, SendResult, WebhookKind } from "./delivery-channel.ts";
@@ -55,6 +56,8 @@ export function createChannelService(deps: {
   readonly allowedHosts: readonly string[];
 }) {
   const { channels, provider, clock } = deps;
+  // Concurrent Get calls (the gateway's hot path) share one `WHERE user_id IN (…)` query.
+  const loader = createCoalescingLoader((userIds: readonly number[]) => channels.getMany(userIds));
 
   const view = (row: ChannelRow | undefined): ChannelView =>
     row
@@ -87,7 +90,7 @@ export function createChannelService(deps: {
 
   async function get(userId: number): Promise<ChannelView> {
     if (userId <= 0) throw unauthorized();
-    return view(await channels.get(userId));
+    return view(await loader.load(userId));
   }
 
   return {

@@ -318,6 +318,52 @@ export function createRecordStore({
         .slice(0, limit);
     },
 
+    /** A user's records, newest first, after the cursor `beforeId` (exclusive). */
+    async listByUser(
+      userId: number,
+      status: string | undefined,
+      limit: number,
+      beforeId: number | undefined,
+    ) {
+      let query = selectRecords().where("user_id", "=", userId).orderBy("id", "desc").limit(limit);
+      if (status) query = query.where("status", "=", status);
+      if (beforeId !== undefined) query = query.where("id", "<", beforeId);
+      return (await query.execute()).map(toRecord);
+    },
+
+    /**
+     * An operator's retry: a `failed` or `dead` record goes back to `pending` with one more attempt allowed
+     * (`max_attempts` raised past `attempt_count`), and the request is recorded in `last_error_code`
+     * (`manual_retry`) and `last_error`. Conditional: returns false when the record is in another state.
+     */
+    async retryNow(id: number, reason: string, now: Date): Promise<boolean> {
+      const result = await db
+        .updateTable("notification_records")
+        .set({
+          status: RecordStatus.pending,
+          max_attempts: sql`case when attempt_count + 1 > max_attempts then attempt_count + 1 else max_attempts end`,
+          next_retry_at: null,
+          last_error_code: "manual_retry",
+          last_error: truncateCodePoints(reason, 2000),
+          lease_until: null,
+          claim_token: null,
+          updated_at: t(now),
+        })
+        .where("id", "=", id)
+        .where("status", "in", [RecordStatus.failed, RecordStatus.dead])
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
+    async countByStatus(): Promise<Record<string, number>> {
+      const rows = await db
+        .selectFrom("notification_records")
+        .select((eb) => ["status", eb.fn.countAll<number>().as("n")])
+        .groupBy("status")
+        .execute();
+      return Object.fromEntries(rows.map((row) => [row.status, Number(row.n)]));
+    },
+
     async get(id: number): Promise<RecordRow | undefined> {
       const row = await selectRecords().where("id", "=", id).executeTakeFirst();
       return row ? toRecord(row) : undefined;

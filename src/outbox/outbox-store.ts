@@ -317,6 +317,113 @@ export function createOutboxStore({ db, traits, route, retryDelayMs }: OutboxSto
       });
     },
 
+    /** Dead rows, newest first, after the cursor `beforeId` (exclusive). */
+    async listDead(limit: number, beforeId: number | undefined, eventType: string | undefined) {
+      let query = db
+        .selectFrom(table)
+        .select([
+          "id",
+          "biz_type",
+          "service_name",
+          "topic",
+          "message_key",
+          "status",
+          "retry_count",
+          "max_retry",
+          "last_error",
+          "payload",
+          "created_at",
+          "updated_at",
+        ])
+        .where("status", "=", OutboxStatus.dead)
+        .orderBy("id", "desc")
+        .limit(limit);
+      if (beforeId !== undefined) query = query.where("id", "<", beforeId);
+      if (eventType) query = query.where("biz_type", "=", eventType);
+      const rows = await query.execute();
+      return rows.map((row) => ({
+        id: Number(row.id),
+        eventType: row.biz_type,
+        serviceName: row.service_name,
+        topic: row.topic,
+        messageKey: row.message_key,
+        status: row.status,
+        retryCount: Number(row.retry_count),
+        maxRetry: Number(row.max_retry),
+        lastError: row.last_error ?? "",
+        payload: row.payload,
+        createdAt: traits.readTime(row.created_at),
+        updatedAt: traits.readTime(row.updated_at),
+      }));
+    },
+
+    /**
+     * Puts dead rows back to `pending` with a fresh retry budget (conditional on `dead`), chosen by id or by
+     * filter; the reason is kept in `last_error`. Returns the ids replayed.
+     */
+    async replayDead(
+      selector:
+        | { readonly ids: readonly number[] }
+        | { readonly eventType: string; readonly errorContains: string; readonly limit: number },
+      reason: string,
+      now: Date,
+    ): Promise<number[]> {
+      return db.transaction().execute(async (trx) => {
+        let candidates = trx
+          .selectFrom(table)
+          .select("id")
+          .where("status", "=", OutboxStatus.dead)
+          .orderBy("id")
+          .$if(traits.skipLocked, (qb) => qb.forUpdate());
+        if ("ids" in selector) {
+          if (selector.ids.length === 0) return [];
+          candidates = candidates.where("id", "in", selector.ids);
+        } else {
+          if (selector.eventType) candidates = candidates.where("biz_type", "=", selector.eventType);
+          if (selector.errorContains)
+            candidates = candidates.where("last_error", "like", `%${escapeLike(selector.errorContains)}%`);
+          candidates = candidates.limit(selector.limit);
+        }
+        const ids = (await candidates.execute()).map((row) => Number(row.id));
+        if (ids.length === 0) return [];
+        await trx
+          .updateTable(table)
+          .set({
+            status: OutboxStatus.pending,
+            retry_count: 0,
+            next_retry_at: t(now),
+            published_at: null,
+            last_error: errorText(reason),
+            updated_at: t(now),
+          })
+          .where("id", "in", ids)
+          .where("status", "=", OutboxStatus.dead)
+          .execute();
+        return ids;
+      });
+    },
+
+    async stats(now: Date) {
+      const counts = await db
+        .selectFrom(table)
+        .select((eb) => ["status", eb.fn.countAll<number>().as("n")])
+        .groupBy("status")
+        .execute();
+      const oldest = await db
+        .selectFrom(table)
+        .select((eb) => eb.fn.min("created_at").as("oldest"))
+        .where("status", "=", OutboxStatus.pending)
+        .executeTakeFirst();
+      const oldestAt = traits.readTime(oldest?.oldest);
+      return {
+        byStatus: Object.fromEntries(counts.map((row) => [row.status, Number(row.n)])) as Record<
+          string,
+          number
+        >,
+        oldestPendingAgeMs: oldestAt ? Math.max(0, now.getTime() - oldestAt.getTime()) : 0,
+      };
+    },
+
     /**
      * Re-queues rows that have sat in `published` since before `before` (weakness 3): the relay died after
      * claiming, the message was lost, or a consumer crashed on it. Each re-queue counts as a failed attempt,
@@ -351,6 +458,10 @@ export function createOutboxStore({ db, traits, route, retryDelayMs }: OutboxSto
       });
     },
   };
+}
+
+function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
 function groupBy<T, V>(items: readonly T[], keyOf: (item: T) => string, pick: (item: T) => V) {

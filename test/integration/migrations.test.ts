@@ -17,7 +17,11 @@ describe("migrations on MariaDB", () => {
     const db = createDb({ kind: "mysql", url: database.url, poolSize: 2 });
     try {
       const first = await migrateToLatest(db.kysely, db.traits, { outbox: "notification_outbox_messages" });
-      assert.deepEqual(first, ["0002_notification_records", "0003_user_notification_channels"]);
+      assert.deepEqual(first, [
+        "0002_notification_records",
+        "0003_user_notification_channels",
+        "0004_notification_request_keys",
+      ]);
       assert.deepEqual(
         await migrateToLatest(db.kysely, db.traits, { outbox: "notification_outbox_messages" }),
         [],

@@ -52,6 +52,19 @@ export function parseWebhookUrl(raw: string, allowedHosts: readonly string[]): P
  * or "****" when it has 8 or fewer; query and fragment are dropped; anything unparsable is masked whole.
  */
 export function maskWebhookUrl(raw: string): string {
+  let masked = maskCache.get(raw);
+  if (masked === undefined) {
+    masked = mask(raw);
+    // Channel reads repeat the same URLs (GetFeishuWebhook is the gateway's hot path): keep recent masks.
+    if (maskCache.size >= 10_000) maskCache.clear();
+    maskCache.set(raw, masked);
+  }
+  return masked;
+}
+
+const maskCache = new Map<string, string>();
+
+function mask(raw: string): string {
   const text = raw.trim();
   if (!text) return "";
   let url: URL;

@@ -1,0 +1,67 @@
+/**
+ * A closed-loop gRPC load generator (its own process): `channels` × `streams` concurrent unary calls of
+ * smartflow.notification.Notification/GetFeishuWebhook until `calls` are done. Prints {rps, p50Ms, p99Ms}.
+ *   argv: target calls channels streams
+ */
+
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import {
+  ChannelResponseSchema,
+  GetFeishuWebhookRequestSchema,
+} from "../src/gen/smartflow/notification/notification_pb.ts";
+
+const [target = "127.0.0.1:9082", callsArg = "20000", channelsArg = "4", streamsArg = "16"] =
+  process.argv.slice(2);
+const calls = Number(callsArg);
+const method = "/smartflow.notification.Notification/GetFeishuWebhook";
+const request = toBinary(
+  GetFeishuWebhookRequestSchema,
+  create(GetFeishuWebhookRequestSchema, { userId: 42n }),
+);
+const clients = Array.from(
+  { length: Number(channelsArg) },
+  (_, i) =>
+    new grpc.Client(target, grpc.credentials.createInsecure(), {
+      "grpc.channel_id": i,
+    } as grpc.ChannelOptions),
+);
+const call = (client: grpc.Client) =>
+  new Promise<void>((resolve, reject) =>
+    client.makeUnaryRequest(
+      method,
+      (value: Uint8Array) => Buffer.from(value),
+      (buffer: Buffer) => fromBinary(ChannelResponseSchema, buffer),
+      request,
+      (error) => (error ? reject(error) : resolve()),
+    ),
+  );
+
+// Warm-up, then measure.
+await Promise.all(clients.map((client) => call(client)));
+const latencies: number[] = [];
+let issued = 0;
+const started = performance.now();
+await Promise.all(
+  clients.flatMap((client) =>
+    Array.from({ length: Number(streamsArg) }, async () => {
+      while (issued < calls) {
+        issued++;
+        const t0 = performance.now();
+        await call(client);
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  ),
+);
+const seconds = (performance.now() - started) / 1000;
+latencies.sort((a, b) => a - b);
+const at = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0;
+console.log(
+  JSON.stringify({
+    rps: Math.round(calls / seconds),
+    p50Ms: Number(at(0.5).toFixed(2)),
+    p99Ms: Number(at(0.99).toFixed(2)),
+  }),
+);
+for (const client of clients) client.close();

@@ -1,0 +1,141 @@
+/**
+ * The gRPC serving path: GetFeishuWebhook served by this service from MariaDB, against a bare @grpc/grpc-js
+ * server answering a constant, with the same load generator (bench/grpc-load.ts, its own process), in
+ * alternating rounds of the same run.
+ *   make bench BENCH=grpc    or   npx tsx bench/grpc.bench.ts [calls] [rounds]
+ */
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { create, toBinary } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { createApp } from "../src/app.ts";
+import { loadConfig } from "../src/config.ts";
+import {
+  ChannelResponseSchema,
+  GetFeishuWebhookRequestSchema,
+} from "../src/gen/smartflow/notification/notification_pb.ts";
+import { createLogger } from "../src/lib/logger.ts";
+import { median, withDatabase } from "./support.ts";
+
+const run = promisify(execFile);
+const calls = process.argv[2] ?? "20000";
+const rounds = Number(process.argv[3] ?? 3);
+
+type Load = { rps: number; p50Ms: number; p99Ms: number };
+
+const h2load = await run("h2load", ["--version"]).then(
+  () => true,
+  () => false,
+);
+const dir = await mkdtemp(join(tmpdir(), "sfn-grpc-bench-"));
+const bodyFile = join(dir, "get-42.bin");
+{
+  const message = toBinary(
+    GetFeishuWebhookRequestSchema,
+    create(GetFeishuWebhookRequestSchema, { userId: 42n }),
+  );
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  frame.set(message, 5);
+  await writeFile(bodyFile, frame);
+}
+
+/**
+ * h2load (as in measured-here.md): `calls` requests over 4 connections x 16 streams, the body a gRPC frame;
+ * p50/p99 from its per-request log. Without h2load, the closed-loop Node client in bench/grpc-load.ts.
+ */
+async function load(port: number): Promise<Load> {
+  if (h2load) {
+    const log = join(dir, `h2load-${port}-${Date.now()}.log`);
+    const url = `http://127.0.0.1:${port}/smartflow.notification.Notification/GetFeishuWebhook`;
+    const args = ["-n", calls, "-c", "4", "-m", "16", "-d", bodyFile, "-H", "content-type: application/grpc"];
+    const { stdout } = await run("h2load", [...args, "-H", "te: trailers", `--log-file=${log}`, url]);
+    const rps = Number(/finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(stdout)?.[1] ?? 0);
+    const failed = Number(/(\d+) failed/.exec(stdout)?.[1] ?? 0);
+    if (failed > 0) throw new Error(`h2load: ${failed} requests failed\n${stdout}`);
+    const durations = (await readFile(log, "utf8"))
+      .trim()
+      .split("\n")
+      .map((line) => Number(line.split("\t")[2]) / 1000)
+      .sort((a, b) => a - b);
+    const at = (q: number) =>
+      durations[Math.min(durations.length - 1, Math.floor(q * durations.length))] ?? 0;
+    return { rps: Math.round(rps), p50Ms: Number(at(0.5).toFixed(2)), p99Ms: Number(at(0.99).toFixed(2)) };
+  }
+  const node = ["--import", "tsx", "bench/grpc-load.ts", `127.0.0.1:${port}`, calls, "4", "16"];
+  const { stdout } = await run(process.execPath, node);
+  return JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}") as Load;
+}
+
+async function bareServer(): Promise<{ port: number; stop: () => void }> {
+  const answer = Buffer.from(
+    toBinary(
+      ChannelResponseSchema,
+      create(ChannelResponseSchema, { channel: "feishu_webhook", authType: "none" }),
+    ),
+  );
+  const server = new grpc.Server();
+  server.addService(
+    {
+      getFeishuWebhook: {
+        path: "/smartflow.notification.Notification/GetFeishuWebhook",
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: (v: Buffer) => v,
+        requestDeserialize: (v: Buffer) => v,
+        responseSerialize: (v: Buffer) => v,
+        responseDeserialize: (v: Buffer) => v,
+      },
+    },
+    { getFeishuWebhook: (_call: unknown, callback: grpc.sendUnaryData<Buffer>) => callback(null, answer) },
+  );
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, p) =>
+      error ? reject(error) : resolve(p),
+    ),
+  );
+  return { port, stop: () => server.forceShutdown() };
+}
+
+await withDatabase(async (url) => {
+  const config = loadConfig({ LOG_LEVEL: "warn", DATABASE_URL: url, GRPC_ADDR: "127.0.0.1:0" });
+  const app = createApp(config, { logger: createLogger("warn") });
+  await app.start();
+  await app.channelService.save({
+    userId: 42,
+    enabled: true,
+    webhookUrl: "https://www.feishu.cn/flow/api/trigger-webhook/abcdefgh12345678",
+    authType: "none",
+    bearerToken: "",
+  });
+  const bare = await bareServer();
+  const ours: Awaited<ReturnType<typeof load>>[] = [];
+  const baseline: Awaited<ReturnType<typeof load>>[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    baseline.push(await load(bare.port));
+    ours.push(await load(app.apiPort()));
+    console.log(
+      `round ${round}: bare grpc-js ${baseline.at(-1)?.rps} req/s, service ${ours.at(-1)?.rps} req/s (p99 ${ours.at(-1)?.p99Ms} ms)`,
+    );
+  }
+  bare.stop();
+  await app.stop();
+  const b = median(baseline.map((r) => r.rps));
+  const o = median(ours.map((r) => r.rps));
+  console.log(
+    JSON.stringify({
+      bench: "grpc",
+      calls: Number(calls),
+      loadGenerator: h2load ? "h2load" : "grpc-js client",
+      streams: 64,
+      bareGrpcJsRps: b,
+      serviceRps: o,
+      ratio: Number((o / b).toFixed(2)),
+      serviceP99Ms: median(ours.map((r) => r.p99Ms)),
+      bareP99Ms: median(baseline.map((r) => r.p99Ms)),
+    }),
+  );
+});

@@ -1,0 +1,97 @@
+import { create } from "@bufbuild/protobuf";
+import {
+  type ChannelResponse,
+  ChannelResponseSchema,
+  type DeleteFeishuWebhookRequest,
+  type GetFeishuWebhookRequest,
+  Notification,
+  type SaveFeishuWebhookRequest,
+  StatusResponseSchema,
+  type TestFeishuWebhookRequest,
+  TestResultSchema,
+} from "../gen/smartflow/notification/notification_pb.ts";
+import type { ChannelService, ChannelView } from "../notifications/channel-service.ts";
+import { throwIfAborted } from "./error-mapping.ts";
+import type { ServiceBinding } from "./rpc-binding.ts";
+
+/** Starts a step only while the call is still wanted (the transport answers the deadline itself). */
+function stepIn<T>(signal: AbortSignal, step: () => Promise<T>): Promise<T> {
+  throwIfAborted(signal);
+  return step();
+}
+
+/**
+ * `smartflow.notification.Notification`, with the original's semantics (reference §2 and §6.9); the channel
+ * response also says the webhook's kind and whether a signing secret is set (new fields, new numbers).
+ */
+export function notificationBinding(channels: ChannelService, requiresToken: boolean): ServiceBinding {
+  return {
+    service: Notification,
+    errorStyle: "legacy",
+    requiresToken,
+    handlers: {
+      getFeishuWebhook: async (request, { signal }) => {
+        const { userId } = request as GetFeishuWebhookRequest;
+        return channelResponse(await stepIn(signal, () => channels.get(toUserId(userId))));
+      },
+      saveFeishuWebhook: async (request, { signal }) => {
+        const r = request as SaveFeishuWebhookRequest;
+        const view = await stepIn(signal, () =>
+          channels.save({
+            userId: toUserId(r.userId),
+            enabled: r.enabled,
+            webhookUrl: r.webhookUrl,
+            authType: r.authType,
+            bearerToken: r.bearerToken,
+            ...(r.signingSecret === undefined ? {} : { signingSecret: r.signingSecret }),
+          }),
+        );
+        return channelResponse(view);
+      },
+      deleteFeishuWebhook: async (request, { signal }) => {
+        const { userId } = request as DeleteFeishuWebhookRequest;
+        await stepIn(signal, () => channels.delete(toUserId(userId)));
+        return create(StatusResponseSchema);
+      },
+      testFeishuWebhook: async (request, { signal }) => {
+        const { userId } = request as TestFeishuWebhookRequest;
+        const result = await stepIn(signal, () => channels.test(toUserId(userId), signal));
+        return create(TestResultSchema, {
+          channel: channelResponse(result.channel),
+          status: result.status,
+          outcome: result.outcome,
+          message: result.message,
+          traceId: result.traceId,
+          sentAtUnixNano: unixNano(result.sentAt),
+          skipped: result.skipped,
+          provider: result.provider,
+        });
+      },
+    },
+  };
+}
+
+/** int64 on the wire; user ids beyond the safe range are not users (the service answers unauthorized). */
+function toUserId(value: bigint): number {
+  return value > 0n && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : 0;
+}
+
+function unixNano(date: Date | null): bigint {
+  return date ? BigInt(date.getTime()) * 1_000_000n : 0n;
+}
+
+function channelResponse(view: ChannelView): ChannelResponse {
+  return create(ChannelResponseSchema, {
+    channel: view.channel,
+    enabled: view.enabled,
+    configured: view.configured,
+    webhookUrlMask: view.webhookUrlMask,
+    authType: view.authType,
+    hasBearerToken: view.hasBearerToken,
+    lastTestStatus: view.lastTestStatus,
+    lastTestError: view.lastTestError,
+    lastTestAtUnixNano: unixNano(view.lastTestAt),
+    webhookKind: view.webhookKind,
+    hasSigningSecret: view.hasSigningSecret,
+  });
+}
