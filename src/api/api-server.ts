@@ -2,7 +2,6 @@ import { readFileSync } from "node:fs";
 import { createServer as createHttp1Server, type IncomingMessage, type ServerResponse } from "node:http";
 import {
   createServer as createHttp2Server,
-  createSecureServer,
   Http2ServerRequest,
   Http2ServerResponse,
   type Http2Session,
@@ -10,6 +9,7 @@ import {
   type ServerHttp2Stream,
 } from "node:http2";
 import { createServer as createNetServer, type Server, type Socket } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
 import { createRegistry, type Message } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -67,7 +67,8 @@ export function createApiServer(deps: {
   const routes = unaryRoutes(allBindings);
   const fastPath = createGrpcFastPath({
     routes,
-    invoke,
+    authorize: (bound, header) => checkToken(bound.binding, header),
+    invoke: (bound, request, context) => bound.handler(request, context),
     defaultTimeoutMs: options.rpcTimeoutMs,
     maxMessageBytes: options.maxMessageBytes,
     logger,
@@ -150,30 +151,26 @@ export function createApiServer(deps: {
       session.once("close", () => sessions.delete(session));
     });
 
+  const http2 = createHttp2Server({});
+  http2.on("stream", onStream);
+  trackSessions(http2);
+  const http1 = createHttp1Server({ keepAliveTimeout: 65_000 }, dispatch);
+
   let listener: Server;
-  let http1: ReturnType<typeof createHttp1Server> | undefined;
   if (options.tls) {
-    const secure = createSecureServer({
-      cert: readFileSync(options.tls.certFile),
-      key: readFileSync(options.tls.keyFile),
-      allowHTTP1: true,
-      ...(options.tls.clientCaFile
-        ? { ca: readFileSync(options.tls.clientCaFile), requestCert: true, rejectUnauthorized: true }
-        : {}),
-    });
-    // With allowHTTP1, HTTP/1.1 requests arrive as `request` events; HTTP/2 streams as `stream` events.
-    secure.on("stream", onStream);
-    secure.on("request", (req, res) => {
-      if (req.httpVersionMajor !== 2) dispatch(req, res);
-    });
-    trackSessions(secure);
-    listener = secure;
+    // ALPN decides: "h2" goes to the HTTP/2 server (and its per-stream routing), anything else to HTTP/1.1.
+    listener = createTlsServer(
+      {
+        cert: readFileSync(options.tls.certFile),
+        key: readFileSync(options.tls.keyFile),
+        ALPNProtocols: ["h2", "http/1.1"],
+        ...(options.tls.clientCaFile
+          ? { ca: readFileSync(options.tls.clientCaFile), requestCert: true, rejectUnauthorized: true }
+          : {}),
+      },
+      (socket) => (socket.alpnProtocol === "h2" ? http2 : http1).emit("connection", socket),
+    );
   } else {
-    const http2 = createHttp2Server({});
-    http2.on("stream", onStream);
-    trackSessions(http2);
-    http1 = createHttp1Server({ keepAliveTimeout: 65_000 }, dispatch);
-    const h1 = http1;
     listener = createNetServer((socket: Socket) => {
       // Read until the first bytes tell HTTP/2's preface from an HTTP/1.1 request line, then hand the
       // socket (with those bytes put back) to the right server.
@@ -188,13 +185,16 @@ export function createApiServer(deps: {
         socket.unshift(seen);
         // Leave the socket paused: each server reads the bytes put back itself (node's HTTP/2 session
         // feeds buffered data to its native parser on the next tick; resuming would drop them).
-        (isH2 ? http2 : h1).emit("connection", socket);
+        (isH2 ? http2 : http1).emit("connection", socket);
         if (!isH2) socket.resume();
       };
       socket.on("data", onData);
       socket.on("error", (error) => logger.debug("api connection error", { error }));
     });
   }
+  listener.on("tlsClientError", (error: Error) =>
+    logger.debug("tls handshake failed", { error: error.message }),
+  );
 
   return {
     async listen(): Promise<number> {
@@ -218,12 +218,14 @@ export function createApiServer(deps: {
      */
     async close(graceMs: number): Promise<void> {
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
-      shutdown.abort();
       for (const session of sessions) session.close();
-      http1?.closeIdleConnections();
+      http1.closeIdleConnections();
+      // Let what handlers have just written (health Watch's NOT_SERVING) go out, then end long streams.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      shutdown.abort();
       const timer = setTimeout(() => {
         for (const session of sessions) session.destroy();
-        http1?.closeAllConnections();
+        http1.closeAllConnections();
       }, graceMs);
       await closed;
       clearTimeout(timer);

@@ -16,6 +16,8 @@ import type { BoundMethod, CallContext } from "./rpc-binding.ts";
  */
 export function createGrpcFastPath(deps: {
   readonly routes: ReadonlyMap<string, BoundMethod>;
+  /** Throws when the call may not be made (checked before the request is even decoded). */
+  readonly authorize: (bound: BoundMethod, header: CallContext["requestHeader"]) => void;
   readonly invoke: (bound: BoundMethod, request: Message, context: CallContext) => Promise<Message>;
   readonly defaultTimeoutMs: number;
   readonly maxMessageBytes: number;
@@ -83,13 +85,14 @@ export function createGrpcFastPath(deps: {
     stream.on("end", () => {
       void (async () => {
         try {
-          const request = decode(bound, Buffer.concat(chunks), size, headers["grpc-encoding"]);
           const header = {
             get: (name: string) => {
               const value = headers[name];
               return typeof value === "string" ? value : null;
             },
           };
+          deps.authorize(bound, header);
+          const request = decode(bound, Buffer.concat(chunks), size, headers["grpc-encoding"]);
           const response = await deps.invoke(bound, request, {
             signal: controller.signal,
             requestHeader: header,

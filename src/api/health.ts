@@ -95,8 +95,9 @@ export function healthWatch(state: HealthState): Pick<ServiceImpl<typeof Health>
             { once: true },
           );
         });
+        // A change is sent even when the server is shutting down: NOT_SERVING is what watchers need then.
         const now = state.status();
-        if (!context.signal.aborted && now !== last) {
+        if (now !== last) {
           last = now;
           yield create(HealthCheckResponseSchema, { status: now });
         }
