@@ -33,7 +33,7 @@ export function createGrpcFastPath(deps: {
   }
 
   function finish(stream: ServerHttp2Stream, status: RpcStatus | undefined, body?: Uint8Array) {
-    if (stream.destroyed || stream.closed) return;
+    if (stream.destroyed || stream.closed || stream.headersSent) return;
     const trailers: Record<string, string> = { "grpc-status": String(status?.code ?? 0) };
     if (status) {
       trailers["grpc-message"] = encodeURIComponent(status.message);
@@ -97,9 +97,12 @@ export function createGrpcFastPath(deps: {
             signal: controller.signal,
             requestHeader: header,
           });
+          // Already answered (deadline or cancellation): the late result is dropped.
+          if (done) return;
           done = true;
           finish(stream, undefined, toBinary(bound.method.output, response));
         } catch (error) {
+          if (done) return;
           done = true;
           fail(error);
         } finally {

@@ -19,15 +19,7 @@ export interface ChannelRow {
   readonly lastTestAt: Date | null;
 }
 
-export interface ChannelUpsert {
-  readonly userId: number;
-  readonly enabled: boolean;
-  readonly webhookUrl: string;
-  readonly authType: string;
-  readonly bearerToken: string;
-  readonly webhookKind: WebhookKind;
-  readonly signingSecret: string;
-}
+export type ChannelUpsert = Omit<ChannelRow, "lastTestStatus" | "lastTestError" | "lastTestAt">;
 
 export type ChannelStore = ReturnType<typeof createChannelStore>;
 

@@ -210,7 +210,7 @@ export function createDeliveryDispatcher(deps: {
           bearerToken: channel.bearerToken,
           signingSecret: channel.signingSecret,
         },
-        buildSendRequest({ ...record, attemptCount: record.attemptCount }),
+        buildSendRequest(record),
       );
     } catch (error) {
       logger.error("provider threw; the attempt counts as a network error", {

@@ -1,4 +1,5 @@
 import type { SendRequest } from "./delivery-channel.ts";
+import type { RecordRow } from "./record-store.ts";
 
 export const DEFAULT_FALLBACK_TEMPLATE = "我为你生成了一份日程调整建议，请回到系统确认是否应用。";
 export const SUMMARY_MAX_CODE_POINTS = 180;
@@ -28,22 +29,23 @@ export function normalizeTexts(summary: string, fallback: string): NormalizedTex
   };
 }
 
-export interface ComposableRecord {
-  readonly id: number;
-  readonly userId: number;
-  readonly triggerId: string;
-  readonly previewId: string;
-  readonly triggerType: string;
-  readonly targetType: string;
-  readonly targetId: number;
-  readonly targetUrl: string;
-  readonly summaryText: string;
-  readonly fallbackText: string;
-  readonly fallbackUsed: boolean;
-  readonly traceId: string;
-  /** Attempts including the one being made. */
-  readonly attemptCount: number;
-}
+/** What composing a message needs of a record; `attemptCount` includes the attempt being made. */
+export type ComposableRecord = Pick<
+  RecordRow,
+  | "id"
+  | "userId"
+  | "triggerId"
+  | "previewId"
+  | "triggerType"
+  | "targetType"
+  | "targetId"
+  | "targetUrl"
+  | "summaryText"
+  | "fallbackText"
+  | "fallbackUsed"
+  | "traceId"
+  | "attemptCount"
+>;
 
 /**
  * SmartFlow's `buildSendRequest`: the summary, or the fallback when it was used or is empty, or the default

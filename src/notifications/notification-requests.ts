@@ -5,23 +5,12 @@ import { AppError } from "../lib/errors.ts";
 import type { Enqueuer } from "../outbox/enqueue.ts";
 import { FEISHU_REQUESTED_EVENT } from "../outbox/routes.ts";
 import { buildFeishuDedupeKey } from "./dedupe-key.ts";
-import { parseFeishuRequestedPayload } from "./feishu-requested-payload.ts";
+import { type FeishuRequestedPayload, parseFeishuRequestedPayload } from "./feishu-requested-payload.ts";
 
-export interface NotificationRequest {
+/** The payload's fields (its `notification_id` aside), an idempotency key, and the dedupe key optional. */
+export type NotificationRequest = Omit<FeishuRequestedPayload, "notificationId"> & {
   readonly eventId: string;
-  readonly userId: number;
-  readonly triggerId: string;
-  readonly previewId: string;
-  readonly triggerType: string;
-  readonly targetType: string;
-  readonly targetId: number;
-  readonly dedupeKey: string;
-  readonly targetUrl: string;
-  readonly summaryText: string;
-  readonly fallbackText: string;
-  readonly traceId: string;
-  readonly requestedAt: Date;
-}
+};
 
 /**
  * A `notification.feishu.requested` event for producers that do not share the database: validated with the

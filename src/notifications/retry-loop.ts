@@ -1,8 +1,7 @@
 import type { Clock } from "../lib/clock.ts";
-import { describeError } from "../lib/errors.ts";
 import type { EventHub } from "../lib/event-hub.ts";
 import type { Logger } from "../lib/logger.ts";
-import { sleep } from "../lib/sleep.ts";
+import { runPeriodically } from "../lib/periodic.ts";
 import type { DeliveryDispatcher } from "./delivery-dispatcher.ts";
 import type { DeliveryEvents } from "./delivery-events.ts";
 import type { RecordStore } from "./record-store.ts";
@@ -49,16 +48,10 @@ export function createRetryLoop(deps: {
 
   return {
     scanOnce,
-    async run(signal: AbortSignal): Promise<void> {
-      while (!signal.aborted) {
-        try {
-          await scanOnce();
-        } catch (error) {
-          logger.error("retry scan failed", { error: describeError(error) });
-        }
-        const jitter = 1 + options.jitterRatio * (random() * 2 - 1);
-        await sleep(Math.max(10, Math.round(options.intervalMs * jitter)), signal);
-      }
+    run(signal: AbortSignal): Promise<void> {
+      const interval = () =>
+        Math.max(10, Math.round(options.intervalMs * (1 + options.jitterRatio * (random() * 2 - 1))));
+      return runPeriodically(signal, interval, scanOnce, logger, "retry scan");
     },
   };
 }

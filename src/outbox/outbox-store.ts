@@ -64,6 +64,13 @@ export function createOutboxStore({ db, traits, route, retryDelayMs }: OutboxSto
   const t = traits.time;
   const errorText = (reason: string) => truncateCodePoints(reason, LAST_ERROR_MAX_CODE_POINTS);
   const maxRetryOf = (row: { maxRetry: number }) => (row.maxRetry > 0 ? row.maxRetry : DEFAULT_MAX_RETRY);
+  const consumedAt = (now: Date) => ({
+    status: OutboxStatus.consumed,
+    consumed_at: t(now),
+    last_error: null,
+    next_retry_at: null,
+    updated_at: t(now),
+  });
 
   /** `failures` more failed attempts for these rows: back to pending with a backoff, or dead when exhausted. */
   async function failRows(
@@ -243,13 +250,7 @@ export function createOutboxStore({ db, traits, route, retryDelayMs }: OutboxSto
         if (outcomes.consumed.length > 0) {
           const result = await trx
             .updateTable(table)
-            .set({
-              status: OutboxStatus.consumed,
-              consumed_at: t(now),
-              last_error: null,
-              next_retry_at: null,
-              updated_at: t(now),
-            })
+            .set(consumedAt(now))
             .where("id", "in", outcomes.consumed)
             .where("status", "=", OutboxStatus.published)
             .executeTakeFirst();
@@ -302,17 +303,7 @@ export function createOutboxStore({ db, traits, route, retryDelayMs }: OutboxSto
           .executeTakeFirst();
         if (!row || row.status === OutboxStatus.consumed || row.status === OutboxStatus.dead) return false;
         if (fn) await fn(trx);
-        await trx
-          .updateTable(table)
-          .set({
-            status: OutboxStatus.consumed,
-            consumed_at: t(now),
-            last_error: null,
-            next_retry_at: null,
-            updated_at: t(now),
-          })
-          .where("id", "=", id)
-          .execute();
+        await trx.updateTable(table).set(consumedAt(now)).where("id", "=", id).execute();
         return true;
       });
     },

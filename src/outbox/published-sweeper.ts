@@ -1,8 +1,7 @@
 import type { Clock } from "../lib/clock.ts";
-import { describeError } from "../lib/errors.ts";
 import type { EventHub } from "../lib/event-hub.ts";
 import type { Logger } from "../lib/logger.ts";
-import { sleep } from "../lib/sleep.ts";
+import { runPeriodically } from "../lib/periodic.ts";
 import type { OutboxEvents } from "./outbox-events.ts";
 import type { OutboxStore } from "./outbox-store.ts";
 
@@ -50,15 +49,8 @@ export function createPublishedSweeper(deps: {
 
   return {
     sweepOnce,
-    async run(signal: AbortSignal): Promise<void> {
-      while (!signal.aborted) {
-        try {
-          await sweepOnce();
-        } catch (error) {
-          logger.error("outbox sweeper failed", { error: describeError(error) });
-        }
-        await sleep(options.intervalMs, signal);
-      }
+    run(signal: AbortSignal): Promise<void> {
+      return runPeriodically(signal, () => options.intervalMs, sweepOnce, logger, "outbox sweeper");
     },
   };
 }

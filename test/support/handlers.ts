@@ -1,5 +1,6 @@
 import type { OutboxEvent, OutboxHandler } from "../../src/outbox/outbox-consumer.ts";
 import { FEISHU_REQUESTED_EVENT } from "../../src/outbox/routes.ts";
+import { requestedPayload } from "./delivery.ts";
 
 /** A handler for the notification event type that records what it was given and behaves as told. */
 export function recordingHandler(
@@ -17,17 +18,7 @@ export function recordingHandler(
   return { calls, handler };
 }
 
+/** A valid notification.feishu.requested payload (one dedupe bucket per user). */
 export function feishuPayload(userId: number, previewId: string) {
-  return {
-    user_id: userId,
-    trigger_id: `ast_${previewId}`,
-    preview_id: previewId,
-    trigger_type: "unfinished_feedback",
-    target_type: "task",
-    target_id: 7,
-    dedupe_key: `${userId}:unfinished_feedback:2026-03-02T10:30:00+08:00`,
-    target_url: `/assistant/${previewId}`,
-    summary_text: "明天上午的任务需要调整",
-    requested_at: "2026-03-02T10:41:00+08:00",
-  };
+  return requestedPayload(userId, previewId, `${userId}:unfinished_feedback:2026-03-02T10:30:00+08:00`);
 }
