@@ -309,6 +309,43 @@ describe("Feishu delivery on MariaDB + Kafka", () => {
     }
   });
 
+  test("a burst to one bot is queued at 5 per second, not failed, and other users are not held up", async () => {
+    await withApp(async (app, events) => {
+      await app.channelService.save({
+        userId: 120,
+        enabled: true,
+        webhookUrl: fake.botUrl("botkey000120"),
+        authType: "none",
+        bearerToken: "",
+      });
+      await app.channelService.save({
+        userId: 121,
+        enabled: true,
+        webhookUrl: fake.flowUrl("flowkey0121"),
+        authType: "none",
+        bearerToken: "",
+      });
+      const burst: number[] = [];
+      for (let i = 0; i < 7; i++)
+        burst.push(await requestNotification(app, { userId: 120, previewId: `asp_120_${i}` }));
+      await requestNotification(app, { userId: 121, previewId: "asp_121" });
+      const records = await Promise.all(burst.map((id) => recordOf(events, id)));
+      const results = await Promise.all(records.map((id) => attemptOf(events, id)));
+      assert.deepEqual(
+        new Set(results.map((r) => r.status)),
+        new Set(["sent"]),
+        "every one sent, none failed",
+      );
+      const arrivals = fake.requestsFor("botkey000120").map((r) => r.at);
+      assert.equal(arrivals.length, 7);
+      const first = arrivals[0] ?? 0;
+      assert.equal(arrivals.filter((at) => at - first < 900).length, 5, "five in the first second");
+      assert.ok((arrivals[5] ?? 0) - first >= 950, "the sixth waits for the window");
+      const other = fake.requestsFor("flowkey0121")[0]?.at ?? Number.POSITIVE_INFINITY;
+      assert.ok(other < (arrivals[5] ?? 0), "another user's notification does not wait behind the burst");
+    });
+  });
+
   test("10. a stranded pending record is picked up by the retry scan", async () => {
     const clock = createManualClock();
     await withApp(async (app, events) => {
