@@ -25,13 +25,13 @@ const users = 4_000;
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 128);
 const EVENT = "notification.feishu.requested";
 
-const worker = fork(new URL("./fake-feishu-worker.ts", import.meta.url).pathname, ["20"], {
+const fakeProcess = fork(new URL("./fake-feishu-process.ts", import.meta.url).pathname, ["20"], {
   execArgv: ["--import", "tsx"],
 });
 const arrivals: { preview: string; at: number }[] = [];
 const fake = await new Promise<{ host: string; origin: string; flowUrl: (k: string) => string }>(
   (resolve) => {
-    worker.on(
+    fakeProcess.on(
       "message",
       (message: { type: string; host?: string; origin?: string; items?: typeof arrivals }) => {
         if (message.type === "ready" && message.host && message.origin) {
@@ -197,7 +197,7 @@ await withDatabase(async (url) => {
   );
   await app.stop();
 });
-worker.disconnect();
+fakeProcess.disconnect();
 
 async function waitForRequests(count: number, timeoutMs: number) {
   const deadline = performance.now() + timeoutMs;
