@@ -207,6 +207,8 @@ describe("the gRPC API on MariaDB + Kafka", () => {
       );
       const body = JSON.parse(stdout) as { webhookKind: string; configured: boolean };
       assert.deepEqual([body.configured, body.webhookKind], [true, "group_bot"], protocol);
+      const { stdout: healthOut } = await buf("--protocol", protocol, `${base}/grpc.health.v1.Health/Check`);
+      assert.deepEqual(JSON.parse(healthOut), { status: "SERVING" }, `health over ${protocol}`);
       const { stdout: stats } = await buf(
         "--protocol",
         protocol,
