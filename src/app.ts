@@ -13,6 +13,7 @@ import { describeError } from "./lib/errors.ts";
 import { createEventHub, type EventHub } from "./lib/event-hub.ts";
 import { createLogger, type Logger } from "./lib/logger.ts";
 import { createRateLimiter } from "./lib/rate-limiter.ts";
+import { createSecretBox } from "./lib/secret-box.ts";
 import { createWakeup, sleep, withTimeout } from "./lib/sleep.ts";
 import type { MessageBus } from "./messaging/bus.ts";
 import { createKafkaBus } from "./messaging/kafka-bus.ts";
@@ -140,7 +141,16 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     },
   });
   const records = createRecordStore({ db: db.kysely, traits: db.traits });
-  const channels = createChannelStore({ db: db.kysely, traits: db.traits });
+  const channels = createChannelStore({
+    db: db.kysely,
+    traits: db.traits,
+    secrets: createSecretBox(config.secretsKey),
+  });
+  if (!config.secretsKey) {
+    logger.warn(
+      "SECRETS_KEY is not set: webhook URLs, bearer tokens and signing secrets are stored unencrypted",
+    );
+  }
   const httpsClient = createHttpsClient({
     maxSockets: config.delivery.concurrency,
     maxResponseBytes: 64 * 1024,

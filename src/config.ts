@@ -63,6 +63,8 @@ export interface Config {
       | undefined;
     readonly healthCheckIntervalMs: number;
   };
+  /** 32 bytes: encrypts webhook URLs, bearer tokens and signing secrets at rest; undefined stores them as is. */
+  readonly secretsKey: Buffer | undefined;
   readonly shutdownGraceMs: number;
 }
 
@@ -169,6 +171,11 @@ export const configKeys: readonly KeyDoc[] = [
     doc: "require client certificates signed by this CA (mTLS)",
   },
   { key: "HEALTH_CHECK_INTERVAL_MS", default: "2000", doc: "how often health pings the database" },
+  {
+    key: "SECRETS_KEY",
+    default: "(none)",
+    doc: "base64 of 32 random bytes: encrypts webhook URLs, tokens and signing secrets at rest (AES-256-GCM)",
+  },
   { key: "SHUTDOWN_GRACE_MS", default: "15000", doc: "how long shutdown waits for in-flight work" },
 ];
 
@@ -294,6 +301,7 @@ export function loadConfig(env: Env): Config {
       tls: certFile && keyFile ? { certFile, keyFile, ...(clientCaFile ? { clientCaFile } : {}) } : undefined,
       healthCheckIntervalMs: int("HEALTH_CHECK_INTERVAL_MS", 2_000, 10),
     },
+    secretsKey: parseSecretsKey(read("SECRETS_KEY")),
     shutdownGraceMs: int("SHUTDOWN_GRACE_MS", 15_000, 0),
   });
 }
@@ -319,6 +327,17 @@ function parseDatabase(url: string, poolSize: () => number): DatabaseConfig {
   throw new ConfigError(
     `DATABASE_URL must start with mysql:// or sqlite:, got ${JSON.stringify(maskPassword(url))}`,
   );
+}
+
+function parseSecretsKey(raw: string | undefined): Buffer | undefined {
+  if (raw === undefined) return undefined;
+  const key = Buffer.from(raw, "base64");
+  if (key.length !== 32 || key.toString("base64") !== raw) {
+    throw new ConfigError(
+      "SECRETS_KEY must be the base64 of exactly 32 bytes (e.g. `openssl rand -base64 32`)",
+    );
+  }
+  return key;
 }
 
 function parseAddress(raw: string): [string, number] {
@@ -392,7 +411,8 @@ function maskPassword(url: string): string {
 }
 
 function deepFreeze<T>(value: T): T {
-  if (value && typeof value === "object") {
+  // Typed arrays (the secrets key) cannot be frozen; the config never hands them out for writing.
+  if (value && typeof value === "object" && !ArrayBuffer.isView(value)) {
     for (const inner of Object.values(value)) deepFreeze(inner);
     Object.freeze(value);
   }

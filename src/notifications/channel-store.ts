@@ -1,6 +1,7 @@
 import type { Kysely } from "kysely";
 import type { DbTraits } from "../db/db-traits.ts";
 import type { Database } from "../db/schema.ts";
+import type { SecretBox } from "../lib/secret-box.ts";
 import type { WebhookKind } from "./delivery-channel.ts";
 
 /** The channels table's constant (the records table says "feishu"). */
@@ -23,12 +24,18 @@ export type ChannelUpsert = Omit<ChannelRow, "lastTestStatus" | "lastTestError" 
 
 export type ChannelStore = ReturnType<typeof createChannelStore>;
 
+/**
+ * The channels table. The webhook URL (its path is the bot's key), the bearer token and the signing secret are
+ * sealed by `secrets` when a key is configured (weakness 15), and opened on read.
+ */
 export function createChannelStore({
   db,
   traits,
+  secrets,
 }: {
   readonly db: Kysely<Database>;
   readonly traits: DbTraits;
+  readonly secrets: SecretBox;
 }) {
   const t = traits.time;
   const select = () =>
@@ -51,11 +58,11 @@ export function createChannelStore({
   const toChannel = (row: Row): ChannelRow => ({
     userId: Number(row.user_id),
     enabled: Boolean(Number(row.enabled)),
-    webhookUrl: row.webhook_url ?? "",
+    webhookUrl: secrets.open(row.webhook_url ?? ""),
     authType: row.auth_type || "none",
-    bearerToken: row.bearer_token ?? "",
+    bearerToken: secrets.open(row.bearer_token ?? ""),
     webhookKind: row.webhook_kind === "group_bot" ? "group_bot" : "flow_trigger",
-    signingSecret: row.signing_secret ?? "",
+    signingSecret: secrets.open(row.signing_secret ?? ""),
     lastTestStatus: row.last_test_status ?? "",
     lastTestError: row.last_test_error ?? "",
     lastTestAt: traits.readTime(row.last_test_at),
@@ -82,11 +89,11 @@ export function createChannelStore({
     async upsert(channel: ChannelUpsert, now: Date): Promise<void> {
       const values = {
         enabled: channel.enabled ? 1 : 0,
-        webhook_url: channel.webhookUrl,
+        webhook_url: secrets.seal(channel.webhookUrl),
         auth_type: channel.authType,
-        bearer_token: channel.bearerToken,
+        bearer_token: secrets.seal(channel.bearerToken),
         webhook_kind: channel.webhookKind,
-        signing_secret: channel.signingSecret,
+        signing_secret: secrets.seal(channel.signingSecret),
         updated_at: t(now),
       };
       await db
