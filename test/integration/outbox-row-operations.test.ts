@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { sql } from "kysely";
+import { sql, type Transaction } from "kysely";
 import type { App } from "../../src/app.ts";
+import type { Database } from "../../src/db/schema.ts";
 import { FEISHU_REQUESTED_EVENT } from "../../src/outbox/routes.ts";
 import { feishuPayload } from "../support/handlers.ts";
 import { backends, createTestEnv, outboxRows, query, startApp, type TestEnv } from "../support/harness.ts";
@@ -35,11 +36,9 @@ for (const backend of backends) {
     };
     const notes = async () =>
       (await query<{ note: string }>(app, "select note from side_effects")).map((r) => r.note);
-    const note =
-      (text: string) =>
-      async (trx: Parameters<NonNullable<Parameters<App["outbox"]["consumeAndMarkConsumed"]>[2]>>[0]) => {
-        await sql`insert into side_effects (note) values (${text})`.execute(trx);
-      };
+    const note = (text: string) => async (trx: Transaction<Database>) => {
+      await sql`insert into side_effects (note) values (${text})`.execute(trx);
+    };
 
     test("consumeAndMarkConsumed runs fn in the row's transaction and marks it consumed", async () => {
       const id = await row("published");
