@@ -10,6 +10,7 @@ import {
   ChannelResponseSchema,
   GetFeishuWebhookRequestSchema,
 } from "../src/gen/smartflow/notification/notification_pb.ts";
+import { percentile } from "./support.ts";
 
 const [target = "127.0.0.1:9082", callsArg = "20000", channelsArg = "4", streamsArg = "16"] =
   process.argv.slice(2);
@@ -55,8 +56,7 @@ await Promise.all(
   ),
 );
 const seconds = (performance.now() - started) / 1000;
-latencies.sort((a, b) => a - b);
-const at = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0;
+const at = (p: number) => percentile(latencies, p * 100);
 console.log(
   JSON.stringify({
     rps: Math.round(calls / seconds),

@@ -18,7 +18,7 @@ import {
   GetFeishuWebhookRequestSchema,
 } from "../src/gen/smartflow/notification/notification_pb.ts";
 import { createLogger } from "../src/lib/logger.ts";
-import { median, withDatabase } from "./support.ts";
+import { median, percentile, withDatabase } from "./support.ts";
 
 const run = promisify(execFile);
 const calls = process.argv[2] ?? "20000";
@@ -59,10 +59,8 @@ async function load(port: number): Promise<Load> {
     const durations = (await readFile(log, "utf8"))
       .trim()
       .split("\n")
-      .map((line) => Number(line.split("\t")[2]) / 1000)
-      .sort((a, b) => a - b);
-    const at = (q: number) =>
-      durations[Math.min(durations.length - 1, Math.floor(q * durations.length))] ?? 0;
+      .map((line) => Number(line.split("\t")[2]) / 1000);
+    const at = (q: number) => percentile(durations, q * 100);
     return { rps: Math.round(rps), p50Ms: Number(at(0.5).toFixed(2)), p99Ms: Number(at(0.99).toFixed(2)) };
   }
   const node = ["--import", "tsx", "bench/grpc-load.ts", `127.0.0.1:${port}`, calls, "4", "16"];

@@ -1,6 +1,6 @@
 /**
- * Typed events that the loops emit (`relay:published`, `delivery:sent`, …). Production code uses them for
- * metrics and logs; tests await them instead of sleeping.
+ * Typed events that the loops emit (`relay:published`, `delivery:result`, …). Production code uses them for
+ * metrics and logs; tests record them and await conditions over them instead of sleeping.
  */
 export type EventMap = Record<string, unknown>;
 
@@ -9,12 +9,6 @@ export interface EventHub<E extends EventMap> {
   on<K extends keyof E & string>(name: K, listener: (event: E[K]) => void): () => void;
   /** Every event, with its name (metrics, logs, test recorders). */
   onAny(listener: (name: string, event: unknown) => void): () => void;
-  /** Resolves with the first event `name` for which `match` holds, emitted after this call. */
-  next<K extends keyof E & string>(
-    name: K,
-    match?: (event: E[K]) => boolean,
-    timeoutMs?: number,
-  ): Promise<E[K]>;
 }
 
 export function createEventHub<E extends EventMap>(): EventHub<E> {
@@ -37,20 +31,6 @@ export function createEventHub<E extends EventMap>(): EventHub<E> {
       }
       set.add(listener as (event: never) => void);
       return () => set.delete(listener as (event: never) => void);
-    },
-    next(name, match = () => true, timeoutMs = 30_000) {
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          off();
-          reject(new Error(`timed out after ${timeoutMs} ms waiting for event ${name}`));
-        }, timeoutMs);
-        const off = hub.on(name, (event) => {
-          if (!match(event)) return;
-          clearTimeout(timer);
-          off();
-          resolve(event);
-        });
-      });
     },
   };
   return hub;

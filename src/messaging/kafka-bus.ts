@@ -195,7 +195,7 @@ export function createKafkaBus(options: KafkaBusOptions): MessageBus {
  * pending and waits, without spending their retry budget. Anything else (a message too large, an
  * authorization failure) is about the messages: `internal`, not retryable, counted against each row.
  */
-export function classify(error: unknown, message: string): AppError {
+function classify(error: unknown, message: string): AppError {
   let innermost: unknown = error;
   for (let depth = 0; depth < 5; depth++) {
     const cause = (innermost as { cause?: unknown } | null)?.cause;

@@ -25,7 +25,7 @@ export interface MemoryBusOptions {
  * nothing across restarts: the outbox table is the durable copy, and the sweeper re-queues rows whose
  * message was lost.
  */
-export function createMemoryBus(options: MemoryBusOptions): MessageBus & { backlog(topic: string): number } {
+export function createMemoryBus(options: MemoryBusOptions): MessageBus {
   const { logger, defaultPartitions = 3, maxBatch = 500, redeliveryDelayMs = 200 } = options;
   const topics = new Map<string, Partition[]>();
   const activeGroups = new Set<string>();
@@ -123,9 +123,6 @@ export function createMemoryBus(options: MemoryBusOptions): MessageBus & { backl
     },
     async close() {
       closed = true;
-    },
-    backlog(topic) {
-      return (topics.get(topic) ?? []).reduce((sum, part) => sum + part.log.length, 0);
     },
   };
 }

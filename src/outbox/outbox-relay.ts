@@ -78,17 +78,12 @@ export function createOutboxRelay(deps: RelayDeps) {
     const groups = [...byTopic.entries()];
     for (const [index, [topic, group]] of groups.entries()) {
       try {
-        await withTimeout(
-          bus.publish(topic, group.messages),
-          options.publishTimeoutMs,
-          `publish to ${topic}`,
-        );
-        events.emit("relay:published", { ids: group.rows.map((row) => row.id), topic });
+        await publish(topic, group.rows, group.messages);
       } catch (error) {
         if (isBrokerUnavailable(error)) {
           const unpublished = groups.slice(index).flatMap(([, g]) => g.rows.map((row) => row.id));
           const reason = `broker unavailable: ${describeError(error)}`;
-          await settle(() => store.releaseClaimed(unpublished, reason, clock.now()), "release claimed rows");
+          await release(unpublished, reason);
           events.emit("relay:failed", { ids: unpublished, error: reason, brokerUnavailable: true });
           return "broker_unavailable";
         }
@@ -97,8 +92,10 @@ export function createOutboxRelay(deps: RelayDeps) {
           // others are not charged for it.
           const result = await publishOneByOne(topic, group.rows, group.messages);
           if (result === "broker_unavailable") {
-            const rest = groups.slice(index + 1).flatMap(([, g]) => g.rows.map((row) => row.id));
-            await settle(() => store.releaseClaimed(rest, "broker unavailable", clock.now()), "release");
+            await release(
+              groups.slice(index + 1).flatMap(([, g]) => g.rows.map((row) => row.id)),
+              "broker unavailable",
+            );
             return result;
           }
         } else {
@@ -118,18 +115,30 @@ export function createOutboxRelay(deps: RelayDeps) {
       const message = messages[i];
       if (!message) continue;
       try {
-        await withTimeout(bus.publish(topic, [message]), options.publishTimeoutMs, `publish to ${topic}`);
-        events.emit("relay:published", { ids: [row.id], topic });
+        await publish(topic, [row], [message]);
       } catch (error) {
         if (isBrokerUnavailable(error)) {
-          const rest = rows.slice(i).map((r) => r.id);
-          await settle(() => store.releaseClaimed(rest, describeError(error), clock.now()), "release");
+          await release(
+            rows.slice(i).map((r) => r.id),
+            `broker unavailable: ${describeError(error)}`,
+          );
           return "broker_unavailable";
         }
         await failRows([row], error);
       }
     }
     return "ok";
+  }
+
+  /** Publishes rows' messages with the publish timeout, and reports them published. */
+  async function publish(topic: string, rows: readonly ClaimedRow[], messages: readonly OutgoingMessage[]) {
+    await withTimeout(bus.publish(topic, messages), options.publishTimeoutMs, `publish to ${topic}`);
+    events.emit("relay:published", { ids: rows.map((row) => row.id), topic });
+  }
+
+  /** Puts claimed rows back untouched (the broker is unreachable): they keep their retry budget. */
+  function release(ids: readonly number[], reason: string) {
+    return settle(() => store.releaseClaimed(ids, reason, clock.now()), "release claimed rows");
   }
 
   async function failRows(rows: readonly ClaimedRow[], error: unknown) {
@@ -181,10 +190,9 @@ export function createOutboxRelay(deps: RelayDeps) {
         }
         const previous = await previousResult();
         if (previous === "broker_unavailable") {
-          const ids = rows.map((row) => row.id);
-          await settle(
-            () => store.releaseClaimed(ids, "broker unavailable", clock.now()),
-            "release claimed rows",
+          await release(
+            rows.map((row) => row.id),
+            "broker unavailable",
           );
           unavailable++;
           const delay = Math.min(250 * 2 ** Math.min(unavailable - 1, 10), options.maxUnavailableBackoffMs);
