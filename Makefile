@@ -67,6 +67,10 @@ kafka-start: ## Start a local single-node Kafka (tests reuse it); prints KAFKA_B
 kafka-stop: ## Stop the local Kafka
 	scripts/kafka.sh stop
 
+.PHONY: go-gateway
+go-gateway: ## Build the grpc-go gateway client (Debian packages, installed when missing) into .cache/go-gateway
+	scripts/go-gateway.sh
+
 .PHONY: bench
 bench: $(STAMP) ## Benchmarks (bench/README.md), BENCH=relay|delivery|grpc; starts Kafka like the tests
 	scripts/bench.sh $(BENCH)
