@@ -114,7 +114,7 @@ async function relayRun(url: string, topic: string, count: number): Promise<numb
     logger: silentLogger,
     events,
     wakeup: createWakeup(),
-    options: { batchSize, pollIntervalMs: 20, publishTimeoutMs: 10_000, maxUnavailableBackoffMs: 10_000 },
+    options: { batchSize, pollIntervalMs: 20, publishTimeoutMs: 10_000 },
   });
   let published = 0;
   const controller = new AbortController();

@@ -7,7 +7,7 @@ import { createHttpsClient } from "./channels/feishu/https-client.ts";
 import type { Config } from "./config.ts";
 import { createDb, type Db } from "./db/database.ts";
 import { migrateToLatest } from "./db/migrations.ts";
-import { exponentialBackoffMs, squareBackoffMs } from "./lib/backoff.ts";
+import { brokerRetry, createBackoff, exponentialBackoffMs, squareBackoffMs } from "./lib/backoff.ts";
 import { type Clock, systemClock } from "./lib/clock.ts";
 import { describeError } from "./lib/errors.ts";
 import { createEventHub, type EventHub } from "./lib/event-hub.ts";
@@ -126,7 +126,6 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       batchSize: config.outbox.relayBatchSize,
       pollIntervalMs: config.outbox.relayPollIntervalMs,
       publishTimeoutMs: config.outbox.publishTimeoutMs,
-      maxUnavailableBackoffMs: 10_000,
     },
   });
   const sweeper = createPublishedSweeper({
@@ -277,12 +276,13 @@ export function createApp(config: Config, options: AppOptions = {}): App {
 
   /** Creates the topic in the background, retrying until the broker answers; relaying never waits on it. */
   async function keepTopic(signal: AbortSignal) {
-    for (let attempt = 1; !signal.aborted; attempt++) {
+    const backoff = createBackoff(brokerRetry);
+    while (!signal.aborted) {
       try {
         await bus.ensureTopic(route.topic, config.outbox.topicPartitions);
         return;
       } catch (error) {
-        const delay = Math.min(500 * 2 ** Math.min(attempt, 6), 30_000);
+        const delay = backoff.failed();
         logger.warn("cannot ensure outbox topic yet", {
           topic: route.topic,
           error: describeError(error),

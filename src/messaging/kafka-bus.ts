@@ -1,4 +1,5 @@
 import kafkajs, { type Consumer, type logCreator, type Producer } from "kafkajs";
+import { brokerRetry, createBackoff } from "../lib/backoff.ts";
 import { AppError, describeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { sleep, withTimeout } from "../lib/sleep.ts";
@@ -98,12 +99,11 @@ export function createKafkaBus(options: KafkaBusOptions): MessageBus {
     },
 
     async subscribe(subscription, signal) {
-      let failures = 0;
+      const backoff = createBackoff(brokerRetry);
       while (!signal.aborted) {
         const outcome = await consumeOnce(subscription, signal);
         if (outcome === "stopped") return;
-        failures++;
-        const delay = Math.min(250 * 2 ** Math.min(failures, 6), 5_000);
+        const delay = backoff.failed();
         logger.warn("kafka consumer stopped unexpectedly; restarting", {
           topic: subscription.topic,
           group: subscription.groupId,

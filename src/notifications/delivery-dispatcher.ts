@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { RecordStatus } from "../db/schema.ts";
+import { createBackoff, databaseRetry } from "../lib/backoff.ts";
 import type { Clock } from "../lib/clock.ts";
 import { describeError } from "../lib/errors.ts";
 import type { EventHub } from "../lib/event-hub.ts";
@@ -288,17 +289,17 @@ export function createDeliveryDispatcher(deps: {
   }
 
   async function runFlusher(stop: AbortSignal) {
-    let failures = 0;
+    const backoff = createBackoff(databaseRetry);
     while (!stop.aborted || pendingResults.length > 0) {
       if (pendingResults.length === 0) {
         await flushWakeup.wait(1_000, stop);
         continue;
       }
-      if (await flushOnce()) failures = 0;
+      if (await flushOnce()) backoff.succeeded();
       else {
-        failures++;
-        if (stop.aborted && failures > 3) return;
-        await sleep(Math.min(100 * 2 ** failures, 5_000));
+        const delay = backoff.failed();
+        if (stop.aborted && backoff.failures > 3) return;
+        await sleep(delay);
       }
     }
   }
@@ -310,7 +311,7 @@ export function createDeliveryDispatcher(deps: {
     async run(signal: AbortSignal): Promise<void> {
       const flusherStop = new AbortController();
       const flusher = runFlusher(flusherStop.signal);
-      let dbFailures = 0;
+      const claimFailures = createBackoff(databaseRetry);
       while (!signal.aborted) {
         // Claim in chunks: waiting until a quarter of the slots are free turns one tiny claim per finished
         // POST into one claim per group of them (a claim is an UPDATE plus two SELECTs).
@@ -336,12 +337,15 @@ export function createDeliveryDispatcher(deps: {
             token,
           );
           channelsByUser = await channels.getMany(claimed.map((record) => record.userId));
-          dbFailures = 0;
+          claimFailures.succeeded();
         } catch (error) {
           requeueFront(jobs);
-          dbFailures++;
-          logger.error("cannot claim notification records", { error: describeError(error) });
-          await sleep(Math.min(100 * 2 ** dbFailures, 10_000), signal);
+          const delay = claimFailures.failed();
+          logger.error("cannot claim notification records", {
+            error: describeError(error),
+            retryInMs: delay,
+          });
+          await sleep(delay, signal);
           continue;
         }
         const claimedIds = new Set(claimed.map((record) => record.id));

@@ -1,4 +1,5 @@
 import { OutboxStatus } from "../db/schema.ts";
+import { createBackoff, databaseRetry } from "../lib/backoff.ts";
 import type { Clock } from "../lib/clock.ts";
 import { mapByKey } from "../lib/concurrency.ts";
 import { AppError, describeError } from "../lib/errors.ts";
@@ -70,12 +71,13 @@ export function createOutboxConsumer(deps: {
 
   /** Retries a database step until it succeeds; gives up only once shutdown began (returns undefined). */
   async function untilStored<T>(what: string, step: () => Promise<T>, signal: AbortSignal) {
-    for (let attempt = 1; ; attempt++) {
+    const backoff = createBackoff(databaseRetry);
+    for (;;) {
       try {
         return await step();
       } catch (error) {
         if (signal.aborted) return undefined;
-        const delay = Math.min(100 * 2 ** Math.min(attempt, 8), 10_000);
+        const delay = backoff.failed();
         logger.error(`outbox consumer cannot ${what}; retrying`, {
           error: describeError(error),
           retryInMs: delay,

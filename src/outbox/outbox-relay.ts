@@ -1,3 +1,4 @@
+import { brokerRetry, createBackoff, databaseRetry } from "../lib/backoff.ts";
 import type { Clock } from "../lib/clock.ts";
 import { AppError, describeError } from "../lib/errors.ts";
 import type { EventHub } from "../lib/event-hub.ts";
@@ -14,8 +15,6 @@ export interface RelayOptions {
   readonly pollIntervalMs: number;
   /** Each publish gets this long; a hung broker cannot stall the relay (fix 0.9.68 #3). */
   readonly publishTimeoutMs: number;
-  /** The longest pause while the broker is unreachable. */
-  readonly maxUnavailableBackoffMs: number;
 }
 
 export interface RelayDeps {
@@ -164,8 +163,8 @@ export function createOutboxRelay(deps: RelayDeps) {
   return {
     async run(signal: AbortSignal): Promise<void> {
       logger.info("outbox relay started", { table: route.table, topic: route.topic });
-      let unavailable = 0;
-      let dbFailures = 0;
+      const unavailable = createBackoff(brokerRetry);
+      const claimFailures = createBackoff(databaseRetry);
       // Pipelined: the next batch is claimed while the previous one is being published, and published only
       // once the previous one is acknowledged, so per-key order holds and the database and the broker work
       // at the same time.
@@ -179,11 +178,10 @@ export function createOutboxRelay(deps: RelayDeps) {
         let rows: ClaimedRow[];
         try {
           rows = await store.claimDue(clock.now(), options.batchSize);
-          dbFailures = 0;
+          claimFailures.succeeded();
         } catch (error) {
           await previousResult();
-          dbFailures++;
-          const delay = Math.min(100 * 2 ** Math.min(dbFailures, 8), 10_000);
+          const delay = claimFailures.failed();
           logger.error("outbox relay cannot claim rows", { error: describeError(error), retryInMs: delay });
           await sleep(delay, signal);
           continue;
@@ -194,13 +192,12 @@ export function createOutboxRelay(deps: RelayDeps) {
             rows.map((row) => row.id),
             "broker unavailable",
           );
-          unavailable++;
-          const delay = Math.min(250 * 2 ** Math.min(unavailable - 1, 10), options.maxUnavailableBackoffMs);
+          const delay = unavailable.failed();
           logger.warn("broker unavailable; outbox relay pauses", { retryInMs: delay });
           await sleep(delay, signal);
           continue;
         }
-        if (previous === "ok") unavailable = 0;
+        if (previous === "ok") unavailable.succeeded();
         if (rows.length === 0) {
           await wakeup.wait(options.pollIntervalMs, signal);
           continue;
