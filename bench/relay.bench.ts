@@ -52,7 +52,7 @@ async function rawProducer(topic: string, count: number): Promise<number> {
 }
 
 async function relayRun(url: string, topic: string, count: number): Promise<number> {
-  const db = createDb({ kind: "mysql", url, poolSize: 4 });
+  const db = createDb({ kind: "mysql", url }, 4);
   const route = {
     ...createRouteTable().service("notification"),
     topic,

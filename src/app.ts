@@ -4,7 +4,7 @@ import { notificationBinding } from "./api/notification-handlers.ts";
 import { opsBinding } from "./api/ops-handlers.ts";
 import { createFeishuChannel } from "./channels/feishu/feishu-channel.ts";
 import { createHttpsClient } from "./channels/feishu/https-client.ts";
-import type { Config } from "./config.ts";
+import type { Config } from "./config/load-config.ts";
 import { createDb, type Db } from "./db/database.ts";
 import { migrateToLatest } from "./db/migrations.ts";
 import { brokerRetry, createBackoff, exponentialBackoffMs, squareBackoffMs } from "./lib/backoff.ts";
@@ -80,7 +80,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   const logger = options.logger ?? createLogger(config.logLevel).child({ service: "smartflow-notification" });
   const events = createEventHub<AppEvents>();
   const random = options.random ?? Math.random;
-  const db = createDb(config.database);
+  const db = createDb(config.database.target, config.database.poolSize);
   const routes = createRouteTable(config.outbox.routeOverrides);
   const route = routes.service("notification");
   const bus =
@@ -134,7 +134,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     logger: logger.child({ component: "outbox-sweeper" }),
     events,
     options: {
-      staleAfterMs: config.outbox.stalePublishedMs,
+      staleAfterMs: config.outbox.staleClaimMs,
       intervalMs: config.outbox.sweepIntervalMs,
       batchSize: 500,
     },
@@ -226,7 +226,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     clock,
     logger: logger.child({ component: "outbox-consumer" }),
     events,
-    options: { concurrency: config.outbox.consumerConcurrency },
+    // Per-event handlers (tests) run this many at once; the notification handler takes whole batches.
+    options: { concurrency: 64 },
   });
 
   const notificationRequests = createNotificationRequests({
@@ -249,18 +250,18 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   const health = createHealthState([...bindings.map((b) => b.service.typeName), "grpc.health.v1.Health"]);
   const api = createApiServer({
     options: {
-      host: config.api.host,
-      port: config.api.port,
+      host: config.api.address.host,
+      port: config.api.address.port,
       rpcTimeoutMs: config.api.rpcTimeoutMs,
       maxMessageBytes: config.api.maxMessageBytes,
       ...(config.api.token ? { token: config.api.token } : {}),
-      ...(config.api.tls ? { tls: config.api.tls } : {}),
+      ...tlsOptions(config.api),
     },
     bindings,
     health,
     logger: logger.child({ component: "api" }),
   });
-  let apiPort = config.api.port;
+  let apiPort = config.api.address.port;
 
   /** NOT_SERVING while the database does not answer. */
   async function watchDatabase(signal: AbortSignal) {
@@ -364,4 +365,9 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       return stopping;
     },
   };
+}
+
+function tlsOptions(api: Config["api"]) {
+  const { tlsCertFile: certFile, tlsKeyFile: keyFile, tlsClientCaFile: clientCaFile } = api;
+  return certFile && keyFile ? { tls: { certFile, keyFile, ...(clientCaFile ? { clientCaFile } : {}) } } : {};
 }

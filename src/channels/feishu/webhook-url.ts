@@ -1,8 +1,5 @@
 import type { WebhookKind } from "../../notifications/delivery-channel.ts";
 
-/** Hosts accepted by default: Feishu Flow triggers, Feishu group bots, and Lark (international) group bots. */
-export const defaultAllowedHosts = ["feishu.cn", "www.feishu.cn", "open.feishu.cn", "open.larksuite.com"];
-
 const FLOW_PREFIX = "/flow/api/trigger-webhook/";
 const BOT_PREFIX = "/open-apis/bot/v2/hook/";
 const KEY = /^[A-Za-z0-9_-]{8,128}$/;
