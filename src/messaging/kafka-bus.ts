@@ -13,15 +13,20 @@ export interface KafkaBusOptions {
   readonly logger: Logger;
   /** Partitions of one topic handled at the same time by this process. */
   readonly partitionsConcurrently: number;
-  /** Messages handed to `handleBatch` at most at once; offsets are committed after each. */
+  /** Messages handed to `handleMessages` at most at once; offsets are committed after each. */
   readonly maxBatch: number;
   readonly connectTimeoutMs: number;
+  /**
+   * How long the group waits for a silent member before it takes its partitions away (default 30 s). While
+   * a batch is being handled the member sends no heartbeat, so this bounds a batch's handling time too.
+   */
+  readonly sessionTimeoutMs?: number;
 }
 
 /**
  * The only file that imports kafkajs. Producer and admin connect lazily and reconnect after a failure, so a
  * broker that is down at startup only delays publishing. Consumers commit an offset only after
- * `handleBatch` resolved `true` for the messages before it.
+ * `handleMessages` resolved `true` for the messages before it.
  */
 export function createKafkaBus(options: KafkaBusOptions): MessageBus {
   const { logger } = options;
@@ -127,8 +132,9 @@ export function createKafkaBus(options: KafkaBusOptions): MessageBus {
     const consumer = kafka.consumer({
       groupId: subscription.groupId,
       maxWaitTimeInMs: 250,
-      sessionTimeout: 30_000,
-      heartbeatInterval: 3_000,
+      sessionTimeout: options.sessionTimeoutMs ?? 30_000,
+      rebalanceTimeout: Math.max(60_000, options.sessionTimeoutMs ?? 0),
+      heartbeatInterval: Math.min(3_000, Math.floor((options.sessionTimeoutMs ?? 30_000) / 3)),
       allowAutoTopicCreation: true,
       retry: { initialRetryTime: 200, retries: 8, maxRetryTime: 5_000 },
     });
@@ -170,7 +176,7 @@ export function createKafkaBus(options: KafkaBusOptions): MessageBus {
             }));
             // The offset is committed only after the handler's database writes have committed: a crash
             // before that redelivers these messages, and the handler's guards make a redelivery harmless.
-            if (!(await subscription.handleBatch(incoming, signal))) return;
+            if (!(await subscription.handleMessages(incoming, signal))) return;
             const last = chunk[chunk.length - 1];
             if (last) resolveOffset(last.offset);
             await commitOffsetsIfNecessary();

@@ -71,7 +71,7 @@ export function createMemoryBus(options: MemoryBusOptions): MessageBus {
       }));
       let done: boolean;
       try {
-        done = await subscription.handleBatch(messages, signal);
+        done = await subscription.handleMessages(messages, signal);
       } catch (error) {
         logger.warn("memory bus: batch handler failed; redelivering", { topic, partition: index, error });
         await sleep(redeliveryDelayMs, signal);

@@ -26,7 +26,7 @@ import {
   RetryNotificationRecordRequestSchema,
   RetryNotificationRecordResponseSchema,
 } from "../../src/gen/smartflow/notification/v1/notification_ops_service_pb.ts";
-import { FEISHU_REQUESTED_EVENT } from "../../src/outbox/routes.ts";
+import { FEISHU_REQUESTED_EVENT } from "../../src/notifications/feishu-requested-payload.ts";
 import { attemptOf, feishuEnv, recordOf, requestedPayload } from "../support/delivery.ts";
 import { caFile, type FakeFeishu, startFakeFeishu } from "../support/fake-feishu.ts";
 import { errorDetails, grpc, legacyClient, rpcClient } from "../support/grpc-clients.ts";

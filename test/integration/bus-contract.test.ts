@@ -37,7 +37,7 @@ async function consumeUntil(
   const timer = setTimeout(() => controller.abort(), timeoutMs);
   try {
     await bus.subscribe(
-      { topic, groupId, handleBatch: (messages) => handle(messages, () => controller.abort()) },
+      { topic, groupId, handleMessages: (messages) => handle(messages, () => controller.abort()) },
       controller.signal,
     );
   } finally {

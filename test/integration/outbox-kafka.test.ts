@@ -9,7 +9,7 @@ import { promisify } from "node:util";
 import { sql } from "kysely";
 import type { App } from "../../src/app.ts";
 import { migrateToLatest } from "../../src/db/migrations.ts";
-import { FEISHU_REQUESTED_EVENT } from "../../src/outbox/routes.ts";
+import { FEISHU_REQUESTED_EVENT } from "../../src/notifications/feishu-requested-payload.ts";
 import { feishuPayload, recordingHandler } from "../support/handlers.ts";
 import {
   createTestEnv,

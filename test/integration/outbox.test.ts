@@ -3,7 +3,7 @@ import { after, before, describe, test } from "node:test";
 import { sql } from "kysely";
 import type { App } from "../../src/app.ts";
 import { AppError } from "../../src/lib/errors.ts";
-import { FEISHU_REQUESTED_EVENT } from "../../src/outbox/routes.ts";
+import { FEISHU_REQUESTED_EVENT } from "../../src/notifications/feishu-requested-payload.ts";
 import { feishuPayload, recordingHandler } from "../support/handlers.ts";
 import {
   backends,

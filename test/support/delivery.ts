@@ -1,5 +1,5 @@
 import type { App } from "../../src/app.ts";
-import { FEISHU_REQUESTED_EVENT } from "../../src/outbox/routes.ts";
+import { FEISHU_REQUESTED_EVENT } from "../../src/notifications/feishu-requested-payload.ts";
 import { caFile, type FakeFeishu } from "./fake-feishu.ts";
 import type { recordEvents } from "./harness.ts";
 

@@ -5,7 +5,7 @@ import { loadConfig } from "../../src/config/load-config.ts";
 import type { Clock } from "../../src/lib/clock.ts";
 import { createLogger } from "../../src/lib/logger.ts";
 import type { MessageBus } from "../../src/messaging/bus.ts";
-import type { OutboxHandler } from "../../src/outbox/outbox-consumer.ts";
+import type { OutboxHandler } from "../../src/outbox/outbox-handler.ts";
 import { testBrokers, uniqueName } from "./kafka.ts";
 import { createTestDatabase, type TestDatabase } from "./mysql.ts";
 

@@ -1,42 +1,20 @@
 import type { Kysely } from "kysely";
-import type { DbTraits } from "../db/db-traits.ts";
-import type { Database } from "../db/schema.ts";
-import type { SecretBox } from "../lib/secret-box.ts";
-import type { WebhookKind } from "./delivery-channel.ts";
-
-/** The channels table's constant (the records table says "feishu"). */
-export const CHANNEL_NAME = "feishu_webhook";
-
-export interface ChannelRow {
-  readonly userId: number;
-  readonly enabled: boolean;
-  readonly webhookUrl: string;
-  readonly authType: string;
-  readonly bearerToken: string;
-  readonly webhookKind: WebhookKind;
-  readonly signingSecret: string;
-  readonly lastTestStatus: string;
-  readonly lastTestError: string;
-  readonly lastTestAt: Date | null;
-}
-
-export type ChannelUpsert = Omit<ChannelRow, "lastTestStatus" | "lastTestError" | "lastTestAt">;
-
-export type ChannelStore = ReturnType<typeof createChannelStore>;
+import type { DbTraits } from "../../db/db-traits.ts";
+import type { Database } from "../../db/schema.ts";
+import type { SecretBox } from "../../lib/secret-box.ts";
+import { CHANNEL_NAME, type Channel } from "../channel.ts";
+import type { UserId } from "../ids.ts";
+import type { ChannelStore } from "../ports/channel-store.ts";
 
 /**
- * The channels table. The webhook URL (its path is the bot's key), the bearer token and the signing secret are
- * sealed by `secrets` when a key is configured (weakness 15), and opened on read.
+ * `user_notification_channels`. The webhook URL (its path is the bot's key), the bearer token and the signing
+ * secret are sealed by `secrets` when a key is configured (weakness 15), and opened on read.
  */
-export function createChannelStore({
-  db,
-  traits,
-  secrets,
-}: {
-  readonly db: Kysely<Database>;
-  readonly traits: DbTraits;
-  readonly secrets: SecretBox;
-}) {
+export function createSqlChannelStore(
+  db: Kysely<Database>,
+  traits: DbTraits,
+  secrets: SecretBox,
+): ChannelStore {
   const t = traits.time;
   const select = () =>
     db
@@ -55,8 +33,9 @@ export function createChannelStore({
       ])
       .where("channel", "=", CHANNEL_NAME);
   type Row = Awaited<ReturnType<ReturnType<typeof select>["executeTakeFirstOrThrow"]>>;
-  const toChannel = (row: Row): ChannelRow => ({
-    userId: Number(row.user_id),
+  const toChannel = (row: Row): Channel => ({
+    userId: row.user_id,
+    // A BOOLEAN column reads as 0/1 on both databases.
     enabled: Boolean(Number(row.enabled)),
     webhookUrl: secrets.open(row.webhook_url ?? ""),
     authType: row.auth_type || "none",
@@ -69,24 +48,23 @@ export function createChannelStore({
   });
 
   return {
-    async get(userId: number): Promise<ChannelRow | undefined> {
+    async get(userId) {
       const row = await select().where("user_id", "=", userId).executeTakeFirst();
       return row ? toChannel(row) : undefined;
     },
 
-    async getMany(userIds: readonly number[]): Promise<Map<number, ChannelRow>> {
-      const channels = new Map<number, ChannelRow>();
+    async getMany(userIds) {
+      const channels = new Map<UserId, Channel>();
       if (userIds.length === 0) return channels;
       for (const row of await select()
         .where("user_id", "in", [...new Set(userIds)])
         .execute()) {
-        channels.set(Number(row.user_id), toChannel(row));
+        channels.set(row.user_id, toChannel(row));
       }
       return channels;
     },
 
-    /** Creates or replaces the user's channel; the last test result is kept (as the original's upsert). */
-    async upsert(channel: ChannelUpsert, now: Date): Promise<void> {
+    async upsert(channel, now) {
       const values = {
         enabled: channel.enabled ? 1 : 0,
         webhook_url: secrets.seal(channel.webhookUrl),
@@ -107,8 +85,7 @@ export function createChannelStore({
         .execute();
     },
 
-    /** Hard delete; deleting a missing channel is not an error. */
-    async delete(userId: number): Promise<void> {
+    async delete(userId) {
       await db
         .deleteFrom("user_notification_channels")
         .where("user_id", "=", userId)
@@ -116,8 +93,7 @@ export function createChannelStore({
         .execute();
     },
 
-    /** Records a test's result; touches nothing when the channel no longer exists. */
-    async recordTest(userId: number, status: string, error: string, at: Date): Promise<void> {
+    async recordTest(userId, status, error, at) {
       await db
         .updateTable("user_notification_channels")
         .set({ last_test_status: status, last_test_error: error, last_test_at: t(at), updated_at: t(at) })
