@@ -1,10 +1,15 @@
 import type { ApiServer } from "./api/api-server.ts";
 import type { HealthState } from "./api/health.ts";
-import { wireApi } from "./app/api-wiring.ts";
-import { wireDelivery } from "./app/delivery-wiring.ts";
-import { type AppEvents, createInfrastructure, type InfrastructureOptions } from "./app/infrastructure.ts";
+import { type ApiArea, wireApi } from "./app/api-wiring.ts";
+import { type DeliveryArea, wireDelivery } from "./app/delivery-wiring.ts";
+import {
+  type AppEvents,
+  createInfrastructure,
+  type Infrastructure,
+  type InfrastructureOptions,
+} from "./app/infrastructure.ts";
 import { feishuRequestedOutboxHandler } from "./app/outbox-handler-adapter.ts";
-import { wireOutbox } from "./app/outbox-wiring.ts";
+import { type OutboxArea, wireOutbox } from "./app/outbox-wiring.ts";
 import type { Config } from "./config/load-config.ts";
 import type { Db } from "./db/database.ts";
 import { migrateToLatest } from "./db/migrations.ts";
@@ -69,70 +74,16 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   const handlers = options.handlers ?? [feishuRequestedOutboxHandler(delivery.requestedHandler)];
   const outbox = wireOutbox(infra, handlers);
   const api = wireApi(infra, outbox, delivery);
-  const { logger, db, bus, route } = infra;
-  const loops = new AbortController();
-  const running: Promise<void>[] = [];
+  const run: Running = { infra, delivery, outbox, api, loops: new AbortController(), running: [] };
   let apiPort = config.api.address.port;
   let stopping: Promise<void> | undefined;
-
-  const guard = (name: string, loop: Promise<void>) =>
-    loop.catch((error: unknown) => {
-      logger.error(`${name} crashed`, { error: describeError(error) });
-    });
-
-  async function start() {
-    const applied = await migrateToLatest(db.kysely, db.traits, { outbox: route.table });
-    logger.info("database ready", { dialect: db.traits.dialect, migrationsApplied: applied });
-    const signal = loops.signal;
-    // The relay never waits on the topic (publishing creates it too); only consuming does.
-    const topicReady = outbox.topicKeeper.run(signal);
-    running.push(
-      guard("outbox relay", outbox.relay.run(signal)),
-      guard("outbox sweeper", outbox.sweeper.run(signal)),
-      guard("delivery dispatcher", delivery.dispatcher.run(signal)),
-      guard("retry loop", delivery.retryLoop.run(signal)),
-      guard("database health", api.databaseWatch.run(signal)),
-      guard(
-        "outbox consumer",
-        topicReady.then(() => (signal.aborted ? undefined : outbox.consumer.run(signal))),
-      ),
-    );
-    apiPort = await api.server.listen();
-    logger.info("smartflow-notification started", {
-      bus: bus.kind,
-      table: route.table,
-      topic: route.topic,
-      group: route.groupId,
-    });
-  }
-
-  async function drainAndClose() {
-    logger.info("shutting down: NOT_SERVING, closing the API, draining loops", {
-      graceMs: config.shutdownGraceMs,
-    });
-    api.health.setDraining();
-    await api.server.close(config.shutdownGraceMs);
-    loops.abort();
-    try {
-      await withTimeout(Promise.all(running), config.shutdownGraceMs, "drain");
-    } catch (error) {
-      logger.warn("shutdown grace time ran out; unfinished work stays claimable", {
-        error: describeError(error),
-      });
-    }
-    await bus.close();
-    delivery.httpsClient.close();
-    await db.close();
-    logger.info("shutdown complete");
-  }
-
   return {
     config,
-    logger,
-    db,
-    bus,
+    logger: infra.logger,
+    db: infra.db,
+    bus: infra.bus,
     routes: infra.routes,
-    route,
+    route: infra.route,
     events: infra.events,
     enqueuer: outbox.enqueuer,
     outbox: outbox.rowOperations,
@@ -144,10 +95,80 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     health: api.health,
     api: api.server,
     apiPort: () => apiPort,
-    start,
+    async start() {
+      apiPort = await start(run);
+    },
     stop() {
-      stopping ??= drainAndClose();
+      stopping ??= drainAndClose(run);
       return stopping;
     },
   };
+}
+
+interface Running {
+  readonly infra: Infrastructure;
+  readonly delivery: DeliveryArea;
+  readonly outbox: OutboxArea;
+  readonly api: ApiArea;
+  readonly loops: AbortController;
+  readonly running: Promise<void>[];
+}
+
+/** Migrates, starts every loop, then opens the API; returns the API's port. */
+async function start({ infra, delivery, outbox, api, loops, running }: Running): Promise<number> {
+  const { db, route, bus, logger } = infra;
+  const applied = await migrateToLatest(db.kysely, db.traits, { outbox: route.table });
+  logger.info("database ready", { dialect: db.traits.dialect, migrationsApplied: applied });
+  const signal = loops.signal;
+  const guard = (name: string, loop: Promise<void>) =>
+    loop.catch((error: unknown) => {
+      logger.error(`${name} crashed`, { error: describeError(error) });
+    });
+  // The relay never waits on the topic (publishing creates it too); only consuming does.
+  const topicReady = outbox.topicKeeper.run(signal);
+  running.push(
+    guard("outbox relay", outbox.relay.run(signal)),
+    guard("outbox sweeper", outbox.sweeper.run(signal)),
+    guard("delivery dispatcher", delivery.dispatcher.run(signal)),
+    guard("retry loop", delivery.retryLoop.run(signal)),
+    guard("database health", api.databaseWatch.run(signal)),
+    guard(
+      "outbox consumer",
+      topicReady.then(() => (signal.aborted ? undefined : outbox.consumer.run(signal))),
+    ),
+  );
+  const port = await api.server.listen();
+  logger.info("smartflow-notification started", {
+    bus: bus.kind,
+    table: route.table,
+    topic: route.topic,
+    group: route.groupId,
+  });
+  return port;
+}
+
+/**
+ * Staged shutdown (weakness 18): NOT_SERVING, close the API, abort the loops and let each finish its
+ * in-flight work within the grace time, then close the bus, the HTTPS pool and the database. Work that did
+ * not finish stays claimable.
+ */
+async function drainAndClose({ infra, delivery, api, loops, running }: Running): Promise<void> {
+  const { config, logger, bus, db } = infra;
+  logger.info("shutting down: NOT_SERVING, closing the API, draining loops", {
+    graceMs: config.shutdownGraceMs,
+  });
+  api.health.setDraining();
+  await api.server.close(config.shutdownGraceMs);
+  loops.abort();
+  try {
+    await withTimeout(Promise.all(running), config.shutdownGraceMs, "drain");
+  } catch (error) {
+    logger.warn("shutdown grace time ran out; unfinished work stays claimable", {
+      error: describeError(error),
+    });
+  }
+  await bus.close();
+  delivery.httpsClient.close();
+  await db.close();
+  logger.info("shutdown complete");
 }

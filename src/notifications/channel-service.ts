@@ -1,6 +1,7 @@
 import type { Clock } from "../lib/clock.ts";
 import { createCoalescingLoader } from "../lib/coalescing-loader.ts";
 import { AppError } from "../lib/errors.ts";
+import type { ChannelUpsert } from "./channel.ts";
 import { sendTestMessage, TEST_TRACE_ID } from "./channel-test.ts";
 import { type ChannelView, channelView } from "./channel-view.ts";
 import type { UserId } from "./ids.ts";
@@ -68,41 +69,11 @@ export function createChannelService(deps: {
   return {
     get,
 
-    /**
-     * Validates and stores the channel, then returns it as `get` does. Differences from the original:
-     * Lark and group-bot URLs are accepted and the whole URL is checked (weakness 20); a bearer save without
-     * a token keeps the stored token instead of failing (the gateway never sees the token to resend it); a
-     * token is not stored for `auth_type` none.
-     */
+    /** Validates and stores the channel (see `checkedChannel`), then returns it as `get` does. */
     async save(input) {
       requireUser(input.userId);
-      const url = input.webhookUrl.trim();
-      if (!url) throw invalid("webhook_url is required", "webhook_url", "missing_param");
-      const parsed = policy.parse(url);
-      if (!parsed.ok) throw invalid(parsed.reason, "webhook_url", "wrong_param_type");
-      const authType = input.authType.trim().toLowerCase() === "bearer" ? "bearer" : "none";
-      const existing = await channels.get(input.userId);
-      const bearerToken =
-        authType === "bearer" ? input.bearerToken.trim() || existing?.bearerToken || "" : "";
-      if (authType === "bearer" && !bearerToken) {
-        throw invalid("bearer_token is required when auth_type is bearer", "bearer_token", "missing_param");
-      }
-      const signingSecret =
-        parsed.kind === "group_bot" ? (input.signingSecret ?? existing?.signingSecret ?? "").trim() : "";
-      const { userId, enabled } = input;
-      await channels.upsert(
-        {
-          userId,
-          enabled,
-          webhookUrl: parsed.url,
-          authType,
-          bearerToken,
-          webhookKind: parsed.kind,
-          signingSecret,
-        },
-        clock.now(),
-      );
-      return get(userId);
+      await channels.upsert(await checkedChannel(channels, policy, input), clock.now());
+      return get(input.userId);
     },
 
     /** Hard delete; idempotent. */
@@ -133,5 +104,40 @@ export function createChannelService(deps: {
         provider: "feishu",
       };
     },
+  };
+}
+
+/**
+ * The channel a save stores. Differences from the original: Lark and group-bot URLs are accepted and the
+ * whole URL is checked (weakness 20); a bearer save without a token keeps the stored token instead of failing
+ * (the gateway never sees the token to resend it); a token is not stored for `auth_type` none; a group bot's
+ * signing secret is kept unless the save names one.
+ */
+async function checkedChannel(
+  channels: ChannelStore,
+  policy: WebhookPolicy,
+  input: SaveChannel,
+): Promise<ChannelUpsert> {
+  const url = input.webhookUrl.trim();
+  if (!url) throw invalid("webhook_url is required", "webhook_url", "missing_param");
+  const parsed = policy.parse(url);
+  if (!parsed.ok) throw invalid(parsed.reason, "webhook_url", "wrong_param_type");
+  const authType = input.authType.trim().toLowerCase() === "bearer" ? "bearer" : "none";
+  const existing = await channels.get(input.userId);
+  const bearerToken = authType === "bearer" ? input.bearerToken.trim() || existing?.bearerToken || "" : "";
+  if (authType === "bearer" && !bearerToken) {
+    throw invalid("bearer_token is required when auth_type is bearer", "bearer_token", "missing_param");
+  }
+  const signingSecret =
+    parsed.kind === "group_bot" ? (input.signingSecret ?? existing?.signingSecret ?? "").trim() : "";
+  const { userId, enabled } = input;
+  return {
+    userId,
+    enabled,
+    webhookUrl: parsed.url,
+    authType,
+    bearerToken,
+    webhookKind: parsed.kind,
+    signingSecret,
   };
 }

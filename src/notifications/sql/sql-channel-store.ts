@@ -6,34 +6,29 @@ import { CHANNEL_NAME, type Channel } from "../channel.ts";
 import type { UserId } from "../ids.ts";
 import type { ChannelStore } from "../ports/channel-store.ts";
 
-/**
- * `user_notification_channels`. The webhook URL (its path is the bot's key), the bearer token and the signing
- * secret are sealed by `secrets` when a key is configured (weakness 15), and opened on read.
- */
-export function createSqlChannelStore(
-  db: Kysely<Database>,
-  traits: DbTraits,
-  secrets: SecretBox,
-): ChannelStore {
-  const t = traits.time;
-  const select = () =>
-    db
-      .selectFrom("user_notification_channels")
-      .select([
-        "user_id",
-        "enabled",
-        "webhook_url",
-        "auth_type",
-        "bearer_token",
-        "webhook_kind",
-        "signing_secret",
-        "last_test_status",
-        "last_test_error",
-        "last_test_at",
-      ])
-      .where("channel", "=", CHANNEL_NAME);
-  type Row = Awaited<ReturnType<ReturnType<typeof select>["executeTakeFirstOrThrow"]>>;
-  const toChannel = (row: Row): Channel => ({
+type ChannelsDb = Kysely<Database>;
+
+const selectChannels = (db: ChannelsDb) =>
+  db
+    .selectFrom("user_notification_channels")
+    .select([
+      "user_id",
+      "enabled",
+      "webhook_url",
+      "auth_type",
+      "bearer_token",
+      "webhook_kind",
+      "signing_secret",
+      "last_test_status",
+      "last_test_error",
+      "last_test_at",
+    ])
+    .where("channel", "=", CHANNEL_NAME);
+
+type ChannelRow = Awaited<ReturnType<ReturnType<typeof selectChannels>["executeTakeFirstOrThrow"]>>;
+
+function toChannel(row: ChannelRow, traits: DbTraits, secrets: SecretBox): Channel {
+  return {
     userId: row.user_id,
     // A BOOLEAN column reads as 0/1 on both databases.
     enabled: Boolean(Number(row.enabled)),
@@ -45,22 +40,28 @@ export function createSqlChannelStore(
     lastTestStatus: row.last_test_status ?? "",
     lastTestError: row.last_test_error ?? "",
     lastTestAt: traits.readTime(row.last_test_at),
-  });
+  };
+}
 
+/**
+ * `user_notification_channels`. The webhook URL (its path is the bot's key), the bearer token and the signing
+ * secret are sealed by `secrets` when a key is configured (weakness 15), and opened on read.
+ */
+export function createSqlChannelStore(db: ChannelsDb, traits: DbTraits, secrets: SecretBox): ChannelStore {
+  const t = traits.time;
   return {
     async get(userId) {
-      const row = await select().where("user_id", "=", userId).executeTakeFirst();
-      return row ? toChannel(row) : undefined;
+      const row = await selectChannels(db).where("user_id", "=", userId).executeTakeFirst();
+      return row ? toChannel(row, traits, secrets) : undefined;
     },
 
     async getMany(userIds) {
       const channels = new Map<UserId, Channel>();
       if (userIds.length === 0) return channels;
-      for (const row of await select()
+      const rows = await selectChannels(db)
         .where("user_id", "in", [...new Set(userIds)])
-        .execute()) {
-        channels.set(row.user_id, toChannel(row));
-      }
+        .execute();
+      for (const row of rows) channels.set(row.user_id, toChannel(row, traits, secrets));
       return channels;
     },
 
