@@ -18,6 +18,7 @@ import {
   GetFeishuWebhookRequestSchema,
 } from "../src/gen/smartflow/notification/notification_pb.ts";
 import { createLogger } from "../src/lib/logger.ts";
+import { givenChannel } from "../test/support/delivery.ts";
 import { median, percentile, withDatabase } from "./support.ts";
 
 const run = promisify(execFile);
@@ -102,13 +103,7 @@ await withDatabase(async (url) => {
   const config = loadConfig({ LOG_LEVEL: "warn", DATABASE_URL: url, GRPC_ADDR: "127.0.0.1:0" });
   const app = createApp(config, { logger: createLogger("warn") });
   await app.start();
-  await app.channelService.save({
-    userId: 42,
-    enabled: true,
-    webhookUrl: "https://www.feishu.cn/flow/api/trigger-webhook/abcdefgh12345678",
-    authType: "none",
-    bearerToken: "",
-  });
+  await givenChannel(app, 42, "https://www.feishu.cn/flow/api/trigger-webhook/abcdefgh12345678");
   const bare = await bareServer();
   const ours: Awaited<ReturnType<typeof load>>[] = [];
   const baseline: Awaited<ReturnType<typeof load>>[] = [];

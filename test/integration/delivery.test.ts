@@ -6,6 +6,7 @@ import type { App } from "../../src/app.ts";
 import {
   attemptOf,
   feishuEnv,
+  givenChannel,
   recordOf,
   requestedPayload,
   requestNotification,
@@ -50,10 +51,7 @@ describe("Feishu delivery on MariaDB + Kafka", () => {
 
   test("1. an event reaches the user's Flow trigger webhook, once, and the record is sent", async () => {
     await withApp(async (app, events) => {
-      await app.channelService.save({
-        userId: 101,
-        enabled: true,
-        webhookUrl: fake.flowUrl("flowkey0101"),
+      await givenChannel(app, 101, fake.flowUrl("flowkey0101"), {
         authType: "Bearer",
         bearerToken: "secret-token-101",
       });
@@ -87,13 +85,7 @@ describe("Feishu delivery on MariaDB + Kafka", () => {
     const clock = createManualClock();
     await withApp(async (app, events) => {
       fake.script("flowkey0102", { status: 500, body: "upstream" });
-      await app.channelService.save({
-        userId: 102,
-        enabled: true,
-        webhookUrl: fake.flowUrl("flowkey0102"),
-        authType: "none",
-        bearerToken: "",
-      });
+      await givenChannel(app, 102, fake.flowUrl("flowkey0102"));
       const recordId = await recordOf(
         events,
         await requestNotification(app, { userId: 102, previewId: "asp_102" }),
@@ -123,13 +115,7 @@ describe("Feishu delivery on MariaDB + Kafka", () => {
         { status: 429, body: "" },
         { status: 200, body: { code: 11232, msg: "frequency limited" } },
       );
-      await app.channelService.save({
-        userId: 103,
-        enabled: true,
-        webhookUrl: fake.botUrl("botkey000103"),
-        authType: "none",
-        bearerToken: "",
-      });
+      await givenChannel(app, 103, fake.botUrl("botkey000103"));
       const recordId = await recordOf(
         events,
         await requestNotification(app, { userId: 103, previewId: "asp_103" }),
@@ -159,13 +145,7 @@ describe("Feishu delivery on MariaDB + Kafka", () => {
     const clock = createManualClock();
     await withApp(async (app, events) => {
       fake.script("botkey000104", { status: 200, body: { code: 19021, msg: "sign match fail" } });
-      await app.channelService.save({
-        userId: 104,
-        enabled: true,
-        webhookUrl: fake.botUrl("botkey000104"),
-        authType: "none",
-        bearerToken: "",
-      });
+      await givenChannel(app, 104, fake.botUrl("botkey000104"));
       const recordId = await recordOf(
         events,
         await requestNotification(app, { userId: 104, previewId: "asp_104" }),
@@ -184,13 +164,7 @@ describe("Feishu delivery on MariaDB + Kafka", () => {
   test("5. a webhook that does not answer in time is a provider_timeout, retried", async () => {
     await withApp(async (app, events) => {
       fake.script("flowkey0105", { hang: true });
-      await app.channelService.save({
-        userId: 105,
-        enabled: true,
-        webhookUrl: fake.flowUrl("flowkey0105"),
-        authType: "none",
-        bearerToken: "",
-      });
+      await givenChannel(app, 105, fake.flowUrl("flowkey0105"));
       const recordId = await recordOf(
         events,
         await requestNotification(app, { userId: 105, previewId: "asp_105" }),
@@ -203,13 +177,7 @@ describe("Feishu delivery on MariaDB + Kafka", () => {
 
   test("6. a missing or a disabled channel: skipped, with no request", async () => {
     await withApp(async (app, events) => {
-      await app.channelService.save({
-        userId: 107,
-        enabled: false,
-        webhookUrl: fake.flowUrl("flowkey0107"),
-        authType: "none",
-        bearerToken: "",
-      });
+      await givenChannel(app, 107, fake.flowUrl("flowkey0107"), { enabled: false });
       const missing = await recordOf(
         events,
         await requestNotification(app, { userId: 106, previewId: "asp_106" }),
@@ -229,13 +197,7 @@ describe("Feishu delivery on MariaDB + Kafka", () => {
 
   test("7. two events with the same dedupe key: exactly one POST", async () => {
     await withApp(async (app, events) => {
-      await app.channelService.save({
-        userId: 108,
-        enabled: true,
-        webhookUrl: fake.flowUrl("flowkey0108"),
-        authType: "none",
-        bearerToken: "",
-      });
+      await givenChannel(app, 108, fake.flowUrl("flowkey0108"));
       const key = "108:unfinished_feedback:2026-03-02T10:30:00+08:00";
       const a = await requestNotification(app, { userId: 108, previewId: "asp_108a", dedupeKey: key });
       const b = await requestNotification(app, { userId: 108, previewId: "asp_108b", dedupeKey: key });
@@ -269,13 +231,7 @@ describe("Feishu delivery on MariaDB + Kafka", () => {
     const secondEvents = recordEvents(second);
     try {
       fake.script("flowkey0109", { delayMs: 200 });
-      await first.channelService.save({
-        userId: 109,
-        enabled: true,
-        webhookUrl: fake.flowUrl("flowkey0109"),
-        authType: "none",
-        bearerToken: "",
-      });
+      await givenChannel(first, 109, fake.flowUrl("flowkey0109"));
       const [taken] = await first.records.intake(
         [
           {
@@ -311,20 +267,8 @@ describe("Feishu delivery on MariaDB + Kafka", () => {
 
   test("a burst to one bot is queued at 5 per second, not failed, and other users are not held up", async () => {
     await withApp(async (app, events) => {
-      await app.channelService.save({
-        userId: 120,
-        enabled: true,
-        webhookUrl: fake.botUrl("botkey000120"),
-        authType: "none",
-        bearerToken: "",
-      });
-      await app.channelService.save({
-        userId: 121,
-        enabled: true,
-        webhookUrl: fake.flowUrl("flowkey0121"),
-        authType: "none",
-        bearerToken: "",
-      });
+      await givenChannel(app, 120, fake.botUrl("botkey000120"));
+      await givenChannel(app, 121, fake.flowUrl("flowkey0121"));
       const burst: number[] = [];
       for (let i = 0; i < 7; i++)
         burst.push(await requestNotification(app, { userId: 120, previewId: `asp_120_${i}` }));
@@ -349,13 +293,7 @@ describe("Feishu delivery on MariaDB + Kafka", () => {
   test("10. a stranded pending record is picked up by the retry scan", async () => {
     const clock = createManualClock();
     await withApp(async (app, events) => {
-      await app.channelService.save({
-        userId: 111,
-        enabled: true,
-        webhookUrl: fake.flowUrl("flowkey0111"),
-        authType: "none",
-        bearerToken: "",
-      });
+      await givenChannel(app, 111, fake.flowUrl("flowkey0111"));
       // Taken in, then the process died before claiming it: pending, and never queued here.
       const [taken] = await app.records.intake(
         [
@@ -385,12 +323,7 @@ describe("Feishu delivery on MariaDB + Kafka", () => {
   test("11. a signed group-bot request carries the documented signature and a card", async () => {
     await withApp(async (app, events) => {
       fake.requireSignature("botkey000112", "bot-secret-112");
-      const view = await app.channelService.save({
-        userId: 112,
-        enabled: true,
-        webhookUrl: fake.botUrl("botkey000112"),
-        authType: "none",
-        bearerToken: "",
+      const view = await givenChannel(app, 112, fake.botUrl("botkey000112"), {
         signingSecret: "bot-secret-112",
       });
       assert.deepEqual([view.webhookKind, view.hasSigningSecret], ["group_bot", true]);
@@ -416,13 +349,7 @@ describe("Feishu delivery on MariaDB + Kafka", () => {
 
   test("12. each poison class is dead with its reason, and the next valid event is delivered", async () => {
     await withApp(async (app, events) => {
-      await app.channelService.save({
-        userId: 113,
-        enabled: true,
-        webhookUrl: fake.flowUrl("flowkey0113"),
-        authType: "none",
-        bearerToken: "",
-      });
+      await givenChannel(app, 113, fake.flowUrl("flowkey0113"));
       const base = requestedPayload(113, "asp_113_bad");
       const poison = {
         badJson: await requestNotification(app, { userId: 113, previewId: "p1", payload: '"not an object"' }),

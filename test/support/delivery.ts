@@ -1,4 +1,5 @@
 import type { App } from "../../src/app.ts";
+import type { SaveChannel } from "../../src/notifications/channel-service.ts";
 import { FEISHU_REQUESTED_EVENT } from "../../src/notifications/feishu-requested-payload.ts";
 import { caFile, type FakeFeishu } from "./fake-feishu.ts";
 import type { recordEvents } from "./harness.ts";
@@ -13,6 +14,26 @@ export function feishuEnv(fake: FakeFeishu): Record<string, string> {
     DELIVERY_RETRY_SCAN_INTERVAL_MS: "600000",
     FRONTEND_BASE_URL: "https://app.smartflow.test",
   };
+}
+
+/**
+ * A user with an enabled channel to `webhookUrl` (no token, no secret unless `extra` says otherwise), saved
+ * through the service as the API would. Returns what Get would answer.
+ */
+export function givenChannel(
+  app: Pick<App, "channelService">,
+  userId: number,
+  webhookUrl: string,
+  extra: Partial<Omit<SaveChannel, "userId" | "webhookUrl">> = {},
+) {
+  return app.channelService.save({
+    userId,
+    enabled: true,
+    webhookUrl,
+    authType: "none",
+    bearerToken: "",
+    ...extra,
+  });
 }
 
 export interface EventOptions {
