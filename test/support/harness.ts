@@ -123,16 +123,18 @@ export async function outboxRows(app: App, ids?: readonly number[]): Promise<Out
 }
 
 /**
- * Records every event an app emits and lets a test await a condition over what happened so far; the
- * condition is checked again on each new event, never on a timer.
+ * Records every event the apps emit (one or several instances, in one timeline) and lets a test await a
+ * condition over what happened so far; the condition is checked again on each new event, never on a timer.
  */
-export function recordEvents(app: App) {
+export function recordEvents(...apps: App[]) {
   const seen: { name: string; event: unknown }[] = [];
   const waiters = new Set<() => void>();
-  app.events.onAny((name, event) => {
-    seen.push({ name, event });
-    for (const check of waiters) check();
-  });
+  for (const app of apps) {
+    app.events.onAny((name, event) => {
+      seen.push({ name, event });
+      for (const check of waiters) check();
+    });
+  }
   return {
     seen,
     of<T>(name: string): T[] {
