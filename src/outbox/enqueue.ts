@@ -7,6 +7,7 @@ import { OutboxStatus } from "./outbox-status.ts";
 import type { RouteTable } from "./routes.ts";
 import { DEFAULT_MAX_RETRY } from "./store/outbox-table.ts";
 
+/** An event to write into the outbox, as SmartFlow's Go producers' `CreateMessage` takes it. */
 export interface NewOutboxEvent {
   readonly eventType: string;
   /** The event's JSON payload, as a value or as JSON text. */

@@ -25,7 +25,7 @@ export function createSweeperStore(table: OutboxTable): SweeperStore {
           .limit(limit)
           .$if(traits.skipLocked, (qb) => qb.forUpdate().skipLocked())
           .execute();
-        const reason = `re-queued: claimed at or before ${before.toISOString()} and never consumed`;
+        const reason = `re-queued: published at or before ${before.toISOString()} and never consumed`;
         return failRows(
           table,
           trx,
