@@ -5,7 +5,7 @@ import {
   createNotificationRequestKeys,
   createUserNotificationChannels,
 } from "./notification-tables.ts";
-import { ensureOutboxTable } from "./outbox-table.ts";
+import { ensureOutboxTable } from "./outbox-table-migration.ts";
 
 /**
  * Schema migrations, run at startup on MySQL/MariaDB and on SQLite alike.

@@ -2,7 +2,7 @@ import type { Clock } from "../lib/clock.ts";
 import { createCoalescingLoader } from "../lib/coalescing-loader.ts";
 import { AppError } from "../lib/errors.ts";
 import type { ChannelUpsert } from "./channel.ts";
-import { sendTestMessage, TEST_TRACE_ID } from "./channel-test.ts";
+import { sendTestMessage, TEST_TRACE_ID } from "./channel-test-message.ts";
 import { type ChannelView, channelView } from "./channel-view.ts";
 import type { UserId } from "./ids.ts";
 import type { ChannelStore } from "./ports/channel-store.ts";

@@ -9,7 +9,12 @@ import { createWakeup, sleep } from "../lib/sleep.ts";
 import type { Channel } from "./channel.ts";
 import { attemptDelivery } from "./delivery-attempt.ts";
 import type { DeliveryEvents } from "./delivery-events.ts";
-import { createDeliveryQueue, type DeliveryJob, type DeliverySubmitter } from "./delivery-queue.ts";
+import {
+  createDeliveryQueue,
+  type DeliveryJob,
+  type DeliveryQueue,
+  type DeliverySubmitter,
+} from "./delivery-queue.ts";
 import type { UserId } from "./ids.ts";
 import type { ChannelStore } from "./ports/channel-store.ts";
 import type { DeliveryProvider } from "./ports/delivery-provider.ts";
@@ -74,7 +79,7 @@ export function createDeliveryDispatcher(deps: DispatcherDeps): DeliveryDispatch
 }
 
 interface LoopState extends DispatcherDeps {
-  readonly queue: ReturnType<typeof createDeliveryQueue>;
+  readonly queue: DeliveryQueue;
   readonly wakeup: ReturnType<typeof createWakeup>;
   readonly flusher: ReturnType<typeof createResultFlusher>;
   inFlight: number;
