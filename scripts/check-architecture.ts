@@ -9,7 +9,8 @@
  *   npx tsx scripts/check-architecture.ts      exits 1 and lists what breaks a rule
  */
 import { readdirSync, readFileSync } from "node:fs";
-import { dirname, join, normalize, relative } from "node:path";
+import { dirname, join, normalize, relative, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import ts from "typescript";
 
 /** Who may import whom. An area is a folder of src/ (`notifications/sql` is its own), or app.ts/main.ts. */
@@ -188,7 +189,7 @@ export function readSources(root: string): SourceFile[] {
   return files.sort((a, b) => a.path.localeCompare(b.path));
 }
 
-if (import.meta.url === new URL(process.argv[1] ?? "", "file://").href) {
+if (import.meta.url === pathToFileURL(resolve(process.argv[1] ?? "")).href) {
   const problems = checkArchitecture(readSources(new URL("../src", import.meta.url).pathname));
   for (const problem of problems) process.stderr.write(`check-architecture: ${problem}\n`);
   process.exit(problems.length > 0 ? 1 : 0);

@@ -4,6 +4,8 @@
  *   npx tsx scripts/config-table.ts --check  exit 1 when README.md differs from the spec
  */
 import { readFileSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { configTableMarkdown } from "../src/config/config-table.ts";
 
 const readmePath = new URL("../README.md", import.meta.url);
@@ -18,7 +20,7 @@ export function withConfigTable(readme: string, table = configTableMarkdown()): 
   return [...lines.slice(0, start), table, ...lines.slice(end)].join("\n");
 }
 
-if (import.meta.url === new URL(process.argv[1] ?? "", "file://").href) {
+if (import.meta.url === pathToFileURL(resolve(process.argv[1] ?? "")).href) {
   const readme = readFileSync(readmePath, "utf8");
   const updated = withConfigTable(readme);
   if (process.argv.includes("--check")) {
