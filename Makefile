@@ -29,9 +29,11 @@ test: $(STAMP) check ## Lint, typecheck, check generated code, then run the whol
 check: $(STAMP) lint typecheck gen-check ## Static checks only
 
 .PHONY: lint
-lint: $(STAMP) ## Biome (warnings are errors) and buf lint
+lint: $(STAMP) ## Biome (warnings are errors), buf lint, the architecture's rules and the README's config table
 	npx biome check --error-on-warnings .
 	npx buf lint
+	npx tsx scripts/check-architecture.ts
+	npx tsx scripts/config-table.ts --check
 
 .PHONY: typecheck
 typecheck: $(STAMP) ## tsc --noEmit, strict
@@ -46,6 +48,10 @@ gen-check: $(STAMP) ## Fail when src/gen differs from what buf generate writes
 	npx buf generate
 	git diff --exit-code --stat -- src/gen || { echo "src/gen is stale: run make generate and commit"; exit 1; }
 	test -z "$$(git status --porcelain -- src/gen)" || { git status --porcelain -- src/gen; echo "untracked files in src/gen"; exit 1; }
+
+.PHONY: config-table
+config-table: $(STAMP) ## Rewrite the README's configuration table from src/config/config-spec.ts
+	npx tsx scripts/config-table.ts
 
 .PHONY: format
 format: $(STAMP) ## Format the code with Biome

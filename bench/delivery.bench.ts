@@ -13,7 +13,7 @@
 import { fork } from "node:child_process";
 import { Agent, request } from "node:https";
 import { createApp } from "../src/app.ts";
-import { loadConfig } from "../src/config.ts";
+import { loadConfig } from "../src/config/load-config.ts";
 import { createLogger } from "../src/lib/logger.ts";
 import { encodeRowEnvelope } from "../src/outbox/envelope.ts";
 import { caFile } from "../test/support/fake-feishu.ts";

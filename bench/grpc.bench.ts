@@ -12,12 +12,13 @@ import { promisify } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { createApp } from "../src/app.ts";
-import { loadConfig } from "../src/config.ts";
+import { loadConfig } from "../src/config/load-config.ts";
 import {
   ChannelResponseSchema,
   GetFeishuWebhookRequestSchema,
 } from "../src/gen/smartflow/notification/notification_pb.ts";
 import { createLogger } from "../src/lib/logger.ts";
+import { givenChannel } from "../test/support/delivery.ts";
 import { median, percentile, withDatabase } from "./support.ts";
 
 const run = promisify(execFile);
@@ -102,13 +103,7 @@ await withDatabase(async (url) => {
   const config = loadConfig({ LOG_LEVEL: "warn", DATABASE_URL: url, GRPC_ADDR: "127.0.0.1:0" });
   const app = createApp(config, { logger: createLogger("warn") });
   await app.start();
-  await app.channelService.save({
-    userId: 42,
-    enabled: true,
-    webhookUrl: "https://www.feishu.cn/flow/api/trigger-webhook/abcdefgh12345678",
-    authType: "none",
-    bearerToken: "",
-  });
+  await givenChannel(app, 42, "https://www.feishu.cn/flow/api/trigger-webhook/abcdefgh12345678");
   const bare = await bareServer();
   const ours: Awaited<ReturnType<typeof load>>[] = [];
   const baseline: Awaited<ReturnType<typeof load>>[] = [];

@@ -17,8 +17,10 @@ import { createKafkaBus } from "../src/messaging/kafka-bus.ts";
 import { encodeKafkaEnvelope, encodeRowEnvelope } from "../src/outbox/envelope.ts";
 import type { OutboxEvents } from "../src/outbox/outbox-events.ts";
 import { createOutboxRelay } from "../src/outbox/outbox-relay.ts";
-import { createOutboxStore } from "../src/outbox/outbox-store.ts";
+import { OutboxStatus } from "../src/outbox/outbox-status.ts";
 import { createRouteTable } from "../src/outbox/routes.ts";
+import { outboxTable } from "../src/outbox/store/outbox-table.ts";
+import { createRelayStore } from "../src/outbox/store/relay-store.ts";
 import { brokers, eventPayload, median, unique, withDatabase } from "./support.ts";
 
 const rows = Number(process.argv[2] ?? 50_000);
@@ -52,7 +54,7 @@ async function rawProducer(topic: string, count: number): Promise<number> {
 }
 
 async function relayRun(url: string, topic: string, count: number): Promise<number> {
-  const db = createDb({ kind: "mysql", url, poolSize: 4 });
+  const db = createDb({ kind: "mysql", url }, 4);
   const route = {
     ...createRouteTable().service("notification"),
     topic,
@@ -100,21 +102,20 @@ async function relayRun(url: string, topic: string, count: number): Promise<numb
   });
   await bus.ensureTopic(topic, 3);
   await bus.publish(topic, [{ key: "warmup", value: "{}" }]);
-  const store = createOutboxStore({
-    db: db.kysely,
-    traits: db.traits,
-    route,
-    retryDelayMs: (n) => squareBackoffMs(n, 1_000, 100_000),
-  });
+  const store = createRelayStore(
+    outboxTable(db.kysely, db.traits, route.table, (n) => squareBackoffMs(n, 1_000, 100_000)),
+  );
   const events = createEventHub<OutboxEvents>();
   const relay = createOutboxRelay({
     store,
     bus,
+    route,
     clock: systemClock,
     logger: silentLogger,
     events,
     wakeup: createWakeup(),
-    options: { batchSize, pollIntervalMs: 20, publishTimeoutMs: 10_000, maxUnavailableBackoffMs: 10_000 },
+    publishTimeoutMs: 10_000,
+    options: { batchSize, pollIntervalMs: 20 },
   });
   let published = 0;
   const controller = new AbortController();
@@ -131,8 +132,8 @@ async function relayRun(url: string, topic: string, count: number): Promise<numb
   controller.abort();
   await running;
   const { rows: left } = await sql<{ n: number }>`select count(*) as n from ${sql.table(route.table)}
-    where status <> 'published'`.execute(db.kysely);
-  if (Number(left[0]?.n) !== 0) throw new Error(`${left[0]?.n} rows were not published`);
+    where status <> ${OutboxStatus.claimed}`.execute(db.kysely);
+  if (Number(left[0]?.n) !== 0) throw new Error(`${left[0]?.n} rows were not claimed and published`);
   await bus.close();
   await db.close();
   return count / seconds;

@@ -15,7 +15,7 @@ if [[ -z "${KAFKA_BROKERS:-}" ]]; then
   export KAFKA_BROKERS
 fi
 which="${1:-all}"
-# h2load (Debian's nghttp2-client) drives the gRPC benchmark, as in ../shared/reference/measured-here.md.
+# h2load (Debian's nghttp2-client) drives the gRPC benchmark (bench/README.md).
 if [[ "$which" == grpc || "$which" == all ]] && ! command -v h2load >/dev/null; then
   if [[ $(id -u) == 0 ]]; then apt-get install -y -qq nghttp2-client >/dev/null || apt-get update -qq && apt-get install -y -qq nghttp2-client >/dev/null; fi
   command -v h2load >/dev/null || echo "bench.sh: h2load not available; the gRPC benchmark falls back to a Node load generator" >&2

@@ -1,12 +1,12 @@
 import { createApp } from "./app.ts";
-import { ConfigError, loadConfig } from "./config.ts";
+import { ConfigError, loadConfig } from "./config/load-config.ts";
 import { describeError } from "./lib/errors.ts";
 
 /** The process edge: config → app → start; SIGINT/SIGTERM → staged stop; a second signal forces exit. */
 async function main(): Promise<number> {
   let config: ReturnType<typeof loadConfig>;
   try {
-    config = loadConfig(process.env);
+    config = loadConfig();
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`smartflow-notification: configuration error: ${error.message}\n`);

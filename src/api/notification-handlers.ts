@@ -10,7 +10,9 @@ import {
   type TestFeishuWebhookRequest,
   TestResultSchema,
 } from "../gen/smartflow/notification/notification_pb.ts";
-import type { ChannelService, ChannelView } from "../notifications/channel-service.ts";
+import type { ChannelService } from "../notifications/channel-service.ts";
+import type { ChannelView } from "../notifications/channel-view.ts";
+import type { UserId } from "../notifications/ids.ts";
 import { throwIfAborted } from "./error-mapping.ts";
 import type { ServiceBinding } from "./rpc-binding.ts";
 
@@ -72,7 +74,7 @@ export function notificationBinding(channels: ChannelService, requiresToken: boo
 }
 
 /** int64 on the wire; user ids beyond the safe range are not users (the service answers unauthorized). */
-function toUserId(value: bigint): number {
+function toUserId(value: bigint): UserId {
   return value > 0n && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : 0;
 }
 

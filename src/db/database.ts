@@ -4,8 +4,9 @@ import { createMysqlDialect } from "./mysql-driver.ts";
 import type { Database } from "./schema.ts";
 import { createSqliteDialect } from "./sqlite-driver.ts";
 
-export type DatabaseConfig =
-  | { readonly kind: "mysql"; readonly url: string; readonly poolSize: number }
+/** Where the database is: MySQL/MariaDB (production) or a SQLite file (the embedded default). */
+export type DatabaseTarget =
+  | { readonly kind: "mysql"; readonly url: string }
   | { readonly kind: "sqlite"; readonly path: string };
 
 export interface Db {
@@ -16,12 +17,13 @@ export interface Db {
   close(): Promise<void>;
 }
 
-export function createDb(config: DatabaseConfig): Db {
+/** `poolSize`: MySQL connections (SQLite has one writer and needs no pool). */
+export function createDb(target: DatabaseTarget, poolSize = 10): Db {
   const kysely =
-    config.kind === "mysql"
-      ? new Kysely<Database>({ dialect: createMysqlDialect(config.url, config.poolSize) })
-      : new Kysely<Database>({ dialect: createSqliteDialect(config.path) });
-  const traits = config.kind === "mysql" ? mysqlTraits : sqliteTraits;
+    target.kind === "mysql"
+      ? new Kysely<Database>({ dialect: createMysqlDialect(target.url, poolSize) })
+      : new Kysely<Database>({ dialect: createSqliteDialect(target.path) });
+  const traits = target.kind === "mysql" ? mysqlTraits : sqliteTraits;
   return {
     kysely,
     traits,

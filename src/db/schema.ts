@@ -7,14 +7,6 @@ import type { ColumnType, Generated } from "kysely";
  */
 export type DbTime = ColumnType<Date | string, Date | string, Date | string>;
 
-export const OutboxStatus = {
-  pending: "pending",
-  published: "published",
-  consumed: "consumed",
-  dead: "dead",
-} as const;
-export type OutboxStatus = (typeof OutboxStatus)[keyof typeof OutboxStatus];
-
 export interface OutboxMessageTable {
   id: Generated<number>;
   /** The event type; the column keeps its legacy name. */
@@ -24,26 +16,18 @@ export interface OutboxMessageTable {
   message_key: string;
   /** The row envelope JSON `{event_id, event_type, event_version, aggregate_id, payload}`. */
   payload: string;
+  /** An `OutboxStatus` (src/outbox/outbox-status.ts). */
   status: string;
   retry_count: Generated<number>;
   max_retry: Generated<number>;
   next_retry_at: DbTime | null;
   last_error: string | null;
+  /** When a relay claimed the row (SmartFlow's column name). */
   published_at: DbTime | null;
   consumed_at: DbTime | null;
   created_at: DbTime;
   updated_at: DbTime;
 }
-
-export const RecordStatus = {
-  pending: "pending",
-  sending: "sending",
-  sent: "sent",
-  failed: "failed",
-  dead: "dead",
-  skipped: "skipped",
-} as const;
-export type RecordStatus = (typeof RecordStatus)[keyof typeof RecordStatus];
 
 /** `notification_records` (reference §5). Additive columns: `lease_until`, `claim_token`. */
 export interface NotificationRecordTable {
@@ -61,6 +45,7 @@ export interface NotificationRecordTable {
   summary_text: string | null;
   fallback_text: string | null;
   fallback_used: ColumnType<number | boolean, number | boolean, number | boolean>;
+  /** A `RecordStatus` (src/notifications/record-state.ts). */
   status: string;
   attempt_count: Generated<number>;
   max_attempts: Generated<number>;

@@ -1,13 +1,14 @@
 /**
- * Typed events that the loops emit (`relay:published`, `delivery:result`, …). Production code uses them for
- * metrics and logs; tests record them and await conditions over them instead of sleeping.
+ * Typed events that the loops emit (`relay:published`, `delivery:result`, …). Tests record them and await
+ * conditions over them instead of sleeping. Nothing in production subscribes yet: the loops log for
+ * themselves, and a metrics exporter would subscribe here (`onAny`).
  */
 export type EventMap = Record<string, unknown>;
 
 export interface EventHub<E extends EventMap> {
   emit<K extends keyof E & string>(name: K, event: E[K]): void;
   on<K extends keyof E & string>(name: K, listener: (event: E[K]) => void): () => void;
-  /** Every event, with its name (metrics, logs, test recorders). */
+  /** Every event, with its name (test recorders; a metrics exporter). */
   onAny(listener: (name: string, event: unknown) => void): () => void;
 }
 

@@ -2,7 +2,7 @@
  * Our own broker ports. The outbox sees only these; `kafka-bus.ts` (the one file importing kafkajs) and
  * `memory-bus.ts` implement them with the same guarantees, proven by one contract suite:
  * - at least once: a batch whose handler did not resolve is delivered again;
- * - offsets move only after `handleBatch` resolved for those messages;
+ * - offsets move only after `handleMessages` resolved for those messages;
  * - per key order within a topic (one key → one partition, partitions delivered in order).
  */
 export interface OutgoingMessage {
@@ -27,7 +27,7 @@ export interface Subscription {
    * their offsets may be committed; `false` (only once `signal` aborted) leaves them all for redelivery.
    * Rejecting redelivers the same messages after a pause.
    */
-  handleBatch(messages: readonly IncomingMessage[], signal: AbortSignal): Promise<boolean>;
+  handleMessages(messages: readonly IncomingMessage[], signal: AbortSignal): Promise<boolean>;
 }
 
 export interface MessageBus {

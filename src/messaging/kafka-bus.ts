@@ -1,8 +1,10 @@
-import kafkajs, { type Consumer, type logCreator, type Producer } from "kafkajs";
-import { AppError, describeError } from "../lib/errors.ts";
+import kafkajs, { type Consumer, type EachBatchHandler, type logCreator, type Producer } from "kafkajs";
+import { brokerRetry, createBackoff } from "../lib/backoff.ts";
+import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { sleep, withTimeout } from "../lib/sleep.ts";
 import type { IncomingMessage, MessageBus, Subscription } from "./bus.ts";
+import { alreadyExists, classify } from "./kafka-errors.ts";
 
 const { Kafka, Partitioners, logLevel } = kafkajs;
 
@@ -12,18 +14,22 @@ export interface KafkaBusOptions {
   readonly logger: Logger;
   /** Partitions of one topic handled at the same time by this process. */
   readonly partitionsConcurrently: number;
-  /** Messages handed to `handleBatch` at most at once; offsets are committed after each. */
+  /** Messages handed to `handleMessages` at most at once; offsets are committed after each. */
   readonly maxBatch: number;
   readonly connectTimeoutMs: number;
+  /**
+   * How long the group waits for a silent member before it takes its partitions away (default 30 s). While
+   * a batch is being handled the member sends no heartbeat, so this bounds a batch's handling time too.
+   */
+  readonly sessionTimeoutMs?: number;
 }
 
 /**
  * The only file that imports kafkajs. Producer and admin connect lazily and reconnect after a failure, so a
  * broker that is down at startup only delays publishing. Consumers commit an offset only after
- * `handleBatch` resolved `true` for the messages before it.
+ * `handleMessages` resolved `true` for the messages before it.
  */
 export function createKafkaBus(options: KafkaBusOptions): MessageBus {
-  const { logger } = options;
   const kafka = new Kafka({
     clientId: options.clientId,
     brokers: [...options.brokers],
@@ -31,59 +37,17 @@ export function createKafkaBus(options: KafkaBusOptions): MessageBus {
     requestTimeout: 15_000,
     retry: { initialRetryTime: 100, retries: 3, maxRetryTime: 2_000 },
     logLevel: logLevel.WARN,
-    logCreator: kafkaLogCreator(logger),
+    logCreator: kafkaLogCreator(options.logger),
   });
-  let producer: Producer | undefined;
-  let producerReady: Promise<Producer> | undefined;
-  const consumers = new Set<Consumer>();
-
-  const connectedProducer = () => {
-    producerReady ??= (async () => {
-      const created = kafka.producer({
-        createPartitioner: Partitioners.DefaultPartitioner,
-        allowAutoTopicCreation: true,
-        retry: { initialRetryTime: 100, retries: 2, maxRetryTime: 1_000 },
-      });
-      try {
-        await withTimeout(created.connect(), options.connectTimeoutMs * 2, "kafka producer connect");
-      } catch (error) {
-        await created.disconnect().catch(() => undefined);
-        throw error;
-      }
-      producer = created;
-      return created;
-    })();
-    producerReady.catch(() => {
-      producerReady = undefined;
-    });
-    return producerReady;
-  };
-
+  const context: KafkaContext = { kafka, options, consumers: new Set() };
+  const producer = lazyProducer(context);
   return {
     kind: "kafka",
-
-    async ensureTopic(topic, partitions) {
-      const admin = kafka.admin();
-      try {
-        await withTimeout(admin.connect(), options.connectTimeoutMs * 2, "kafka admin connect");
-        const existing = await admin.listTopics();
-        if (!existing.includes(topic)) {
-          await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
-          logger.info("kafka topic created", { topic, partitions });
-        }
-      } catch (error) {
-        // A producer's auto-creation (or another instance) may win the race: the topic exists, as wanted.
-        if (alreadyExists(error)) return;
-        throw classify(error, `could not ensure kafka topic ${topic}`);
-      } finally {
-        await admin.disconnect().catch(() => undefined);
-      }
-    },
-
+    ensureTopic: (topic, partitions) => ensureTopic(context, topic, partitions),
     async publish(topic, messages) {
       if (messages.length === 0) return;
       try {
-        const connected = await connectedProducer();
+        const connected = await producer.connected();
         await connected.send({
           topic,
           messages: messages.map((message) => ({
@@ -96,132 +60,158 @@ export function createKafkaBus(options: KafkaBusOptions): MessageBus {
         throw classify(error, `publish to ${topic} failed`);
       }
     },
-
-    async subscribe(subscription, signal) {
-      let failures = 0;
-      while (!signal.aborted) {
-        const outcome = await consumeOnce(subscription, signal);
-        if (outcome === "stopped") return;
-        failures++;
-        const delay = Math.min(250 * 2 ** Math.min(failures, 6), 5_000);
-        logger.warn("kafka consumer stopped unexpectedly; restarting", {
-          topic: subscription.topic,
-          group: subscription.groupId,
-          error: outcome,
-          retryInMs: delay,
-        });
-        await sleep(delay, signal);
-      }
-    },
-
+    subscribe: (subscription, signal) => subscribe(context, subscription, signal),
     async close() {
-      await Promise.all([...consumers].map((consumer) => consumer.disconnect().catch(() => undefined)));
+      const consumers = [...context.consumers];
+      await Promise.all(consumers.map((consumer) => consumer.disconnect().catch(() => undefined)));
+      await producer.disconnect();
+    },
+  };
+}
+
+interface KafkaContext {
+  readonly kafka: InstanceType<typeof Kafka>;
+  readonly options: KafkaBusOptions;
+  /** Consumers running now, disconnected by `close`. */
+  readonly consumers: Set<Consumer>;
+}
+
+/** One producer, connected on first use; a failed connection is forgotten, so the next publish retries it. */
+function lazyProducer({ kafka, options }: KafkaContext) {
+  let producer: Producer | undefined;
+  let producerReady: Promise<Producer> | undefined;
+  return {
+    connected(): Promise<Producer> {
+      producerReady ??= (async () => {
+        const created = kafka.producer({
+          createPartitioner: Partitioners.DefaultPartitioner,
+          allowAutoTopicCreation: true,
+          retry: { initialRetryTime: 100, retries: 2, maxRetryTime: 1_000 },
+        });
+        try {
+          await withTimeout(created.connect(), options.connectTimeoutMs * 2, "kafka producer connect");
+        } catch (error) {
+          await created.disconnect().catch(() => undefined);
+          throw error;
+        }
+        producer = created;
+        return created;
+      })();
+      producerReady.catch(() => {
+        producerReady = undefined;
+      });
+      return producerReady;
+    },
+    async disconnect() {
       await producer?.disconnect().catch(() => undefined);
       producer = undefined;
       producerReady = undefined;
     },
   };
+}
 
-  /** Runs one consumer until the signal aborts ("stopped") or the consumer fails for good (the error). */
-  async function consumeOnce(subscription: Subscription, signal: AbortSignal): Promise<"stopped" | Error> {
-    const consumer = kafka.consumer({
-      groupId: subscription.groupId,
-      maxWaitTimeInMs: 250,
-      sessionTimeout: 30_000,
-      heartbeatInterval: 3_000,
-      allowAutoTopicCreation: true,
-      retry: { initialRetryTime: 200, retries: 8, maxRetryTime: 5_000 },
-    });
-    consumers.add(consumer);
-    let onCrash: (error: Error) => void = () => undefined;
-    const crashed = new Promise<Error>((resolve) => {
-      onCrash = resolve;
-    });
-    consumer.on(consumer.events.CRASH, (event) => {
-      if (!event.payload.restart) onCrash(event.payload.error);
-    });
-    const aborted = new Promise<"stopped">((resolve) => {
-      if (signal.aborted) resolve("stopped");
-      signal.addEventListener("abort", () => resolve("stopped"), { once: true });
-    });
-    try {
-      await consumer.connect();
-      await consumer.subscribe({ topic: subscription.topic, fromBeginning: true });
-      await consumer.run({
-        partitionsConsumedConcurrently: options.partitionsConcurrently,
-        eachBatchAutoResolve: false,
-        eachBatch: async ({
-          batch,
-          resolveOffset,
-          heartbeat,
-          commitOffsetsIfNecessary,
-          isRunning,
-          isStale,
-        }) => {
-          for (let start = 0; start < batch.messages.length; start += options.maxBatch) {
-            if (!isRunning() || isStale() || signal.aborted) return;
-            const chunk = batch.messages.slice(start, start + options.maxBatch);
-            const incoming: IncomingMessage[] = chunk.map((message) => ({
-              topic: batch.topic,
-              partition: batch.partition,
-              offset: message.offset,
-              key: message.key === null ? null : message.key.toString("utf8"),
-              value: message.value,
-            }));
-            // The offset is committed only after the handler's database writes have committed: a crash
-            // before that redelivers these messages, and the handler's guards make a redelivery harmless.
-            if (!(await subscription.handleBatch(incoming, signal))) return;
-            const last = chunk[chunk.length - 1];
-            if (last) resolveOffset(last.offset);
-            await commitOffsetsIfNecessary();
-            await heartbeat();
-          }
-        },
-      });
-      return await Promise.race([aborted, crashed]);
-    } catch (error) {
-      return error instanceof Error ? error : new Error(describeError(error));
-    } finally {
-      await consumer.disconnect().catch((error: unknown) => {
-        logger.warn("kafka consumer disconnect failed", { error: describeError(error) });
-      });
-      consumers.delete(consumer);
+async function ensureTopic({ kafka, options }: KafkaContext, topic: string, partitions: number) {
+  const admin = kafka.admin();
+  try {
+    await withTimeout(admin.connect(), options.connectTimeoutMs * 2, "kafka admin connect");
+    const existing = await admin.listTopics();
+    if (!existing.includes(topic)) {
+      await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
+      options.logger.info("kafka topic created", { topic, partitions });
     }
+  } catch (error) {
+    // A producer's auto-creation (or another instance) may win the race: the topic exists, as wanted.
+    if (alreadyExists(error)) return;
+    throw classify(error, `could not ensure kafka topic ${topic}`);
+  } finally {
+    await admin.disconnect().catch(() => undefined);
   }
 }
 
-/**
- * Broker unreachable, timed out or temporarily leaderless → `broker_unavailable`: the relay keeps the rows
- * pending and waits, without spending their retry budget. Anything else (a message too large, an
- * authorization failure) is about the messages: `internal`, not retryable, counted against each row.
- */
-function classify(error: unknown, message: string): AppError {
-  let innermost: unknown = error;
-  for (let depth = 0; depth < 5; depth++) {
-    const cause = (innermost as { cause?: unknown } | null)?.cause;
-    if (cause === undefined || cause === null) break;
-    innermost = cause;
+/** Consumes until the signal aborts; a consumer that fails for good is replaced after a backoff. */
+async function subscribe(context: KafkaContext, subscription: Subscription, signal: AbortSignal) {
+  const backoff = createBackoff(brokerRetry);
+  while (!signal.aborted) {
+    const outcome = await consumeOnce(context, subscription, signal);
+    if (outcome === "stopped") return;
+    const delay = backoff.failed();
+    context.options.logger.warn("kafka consumer stopped unexpectedly; restarting", {
+      topic: subscription.topic,
+      group: subscription.groupId,
+      error: outcome,
+      retryInMs: delay,
+    });
+    await sleep(delay, signal);
   }
-  const name = (innermost as { name?: unknown } | null)?.name;
-  const retriable = (innermost as { retriable?: unknown } | null)?.retriable;
-  const unavailable = name === "TimeoutError" || retriable === true;
-  return new AppError(
-    unavailable ? "broker_unavailable" : "internal",
-    `${message}: ${describeError(error)}`,
-    {
-      cause: error,
-      retryable: unavailable,
-    },
-  );
 }
 
-function alreadyExists(error: unknown): boolean {
-  const errors = (error as { errors?: unknown } | null)?.errors;
-  return (
-    Array.isArray(errors) &&
-    errors.length > 0 &&
-    errors.every((e) => (e as { type?: unknown } | null)?.type === "TOPIC_ALREADY_EXISTS")
-  );
+/** Runs one consumer until the signal aborts ("stopped") or the consumer fails for good (the error). */
+async function consumeOnce(
+  { kafka, options, consumers }: KafkaContext,
+  subscription: Subscription,
+  signal: AbortSignal,
+): Promise<"stopped" | Error> {
+  const sessionTimeout = options.sessionTimeoutMs ?? 30_000;
+  const consumer = kafka.consumer({
+    groupId: subscription.groupId,
+    maxWaitTimeInMs: 250,
+    sessionTimeout,
+    rebalanceTimeout: Math.max(60_000, sessionTimeout),
+    heartbeatInterval: Math.min(3_000, Math.floor(sessionTimeout / 3)),
+    allowAutoTopicCreation: true,
+    retry: { initialRetryTime: 200, retries: 8, maxRetryTime: 5_000 },
+  });
+  consumers.add(consumer);
+  const crashed = new Promise<Error>((resolve) => {
+    consumer.on(consumer.events.CRASH, (event) => {
+      if (!event.payload.restart) resolve(event.payload.error);
+    });
+  });
+  const aborted = new Promise<"stopped">((resolve) => {
+    if (signal.aborted) resolve("stopped");
+    signal.addEventListener("abort", () => resolve("stopped"), { once: true });
+  });
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topic: subscription.topic, fromBeginning: true });
+    await consumer.run({
+      partitionsConsumedConcurrently: options.partitionsConcurrently,
+      eachBatchAutoResolve: false,
+      eachBatch: batchHandler(options.maxBatch, subscription, signal),
+    });
+    return await Promise.race([aborted, crashed]);
+  } catch (error) {
+    return error instanceof Error ? error : new Error(describeError(error));
+  } finally {
+    await consumer.disconnect().catch((error: unknown) => {
+      options.logger.warn("kafka consumer disconnect failed", { error: describeError(error) });
+    });
+    consumers.delete(consumer);
+  }
+}
+
+/** Hands a partition's batch to the subscription in chunks, committing each chunk's offset once handled. */
+function batchHandler(maxBatch: number, subscription: Subscription, signal: AbortSignal): EachBatchHandler {
+  return async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
+    for (let start = 0; start < batch.messages.length; start += maxBatch) {
+      if (!isRunning() || isStale() || signal.aborted) return;
+      const chunk = batch.messages.slice(start, start + maxBatch);
+      const incoming: IncomingMessage[] = chunk.map((message) => ({
+        topic: batch.topic,
+        partition: batch.partition,
+        offset: message.offset,
+        key: message.key === null ? null : message.key.toString("utf8"),
+        value: message.value,
+      }));
+      // The offset is committed only after the handler's database writes have committed: a crash before
+      // that redelivers these messages, and the handler's guards make a redelivery harmless.
+      if (!(await subscription.handleMessages(incoming, signal))) return;
+      const last = chunk[chunk.length - 1];
+      if (last) resolveOffset(last.offset);
+      await commitOffsetsIfNecessary();
+      await heartbeat();
+    }
+  };
 }
 
 function kafkaLogCreator(logger: Logger): logCreator {

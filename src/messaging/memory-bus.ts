@@ -26,77 +26,23 @@ export interface MemoryBusOptions {
  * message was lost.
  */
 export function createMemoryBus(options: MemoryBusOptions): MessageBus {
-  const { logger, defaultPartitions = 3, maxBatch = 500, redeliveryDelayMs = 200 } = options;
-  const topics = new Map<string, Partition[]>();
+  const bus: MemoryBus = {
+    logger: options.logger,
+    defaultPartitions: options.defaultPartitions ?? 3,
+    maxBatch: options.maxBatch ?? 500,
+    redeliveryDelayMs: options.redeliveryDelayMs ?? 200,
+    topics: new Map(),
+  };
   const activeGroups = new Set<string>();
   let closed = false;
-
-  const topicOf = (topic: string, partitions = defaultPartitions) => {
-    let parts = topics.get(topic);
-    if (!parts) {
-      parts = Array.from<unknown, Partition>({ length: Math.max(1, partitions) }, () => ({
-        base: 0,
-        log: [],
-        wakeup: createWakeup(),
-        committed: new Map<string, number>(),
-      }));
-      topics.set(topic, parts);
-    }
-    return parts;
-  };
-
-  async function consumePartition(
-    topic: string,
-    index: number,
-    part: Partition,
-    subscription: Subscription,
-    signal: AbortSignal,
-  ) {
-    const group = subscription.groupId;
-    if (!part.committed.has(group)) part.committed.set(group, part.base);
-    let committed = part.committed.get(group) ?? part.base;
-    while (!signal.aborted) {
-      const start = committed - part.base;
-      if (start >= part.log.length) {
-        await part.wakeup.wait(1_000, signal);
-        continue;
-      }
-      const slice = part.log.slice(start, start + maxBatch);
-      const messages: IncomingMessage[] = slice.map((message, i) => ({
-        topic,
-        partition: index,
-        offset: String(committed + i),
-        key: message.key,
-        value: Buffer.from(message.value, "utf8"),
-      }));
-      let done: boolean;
-      try {
-        done = await subscription.handleBatch(messages, signal);
-      } catch (error) {
-        logger.warn("memory bus: batch handler failed; redelivering", { topic, partition: index, error });
-        await sleep(redeliveryDelayMs, signal);
-        continue;
-      }
-      if (!done) break;
-      committed += slice.length;
-      part.committed.set(group, committed);
-      // Messages every group has committed are gone for good.
-      const trimTo = Math.min(...part.committed.values());
-      if (trimTo > part.base) {
-        part.log.splice(0, trimTo - part.base);
-        part.base = trimTo;
-      }
-    }
-  }
-
   return {
     kind: "memory",
     async ensureTopic(topic, partitions) {
-      topicOf(topic, partitions);
+      topicOf(bus, topic, partitions);
     },
     async publish(topic, messages) {
       if (closed) throw new AppError("broker_unavailable", "in-process bus is closed");
-      const parts = topicOf(topic);
+      const parts = topicOf(bus, topic);
       for (const message of messages) {
         const part = parts[partitionFor(message.key, parts.length)];
         part?.log.push(message);
@@ -113,9 +59,9 @@ export function createMemoryBus(options: MemoryBusOptions): MessageBus {
       }
       activeGroups.add(groupKey);
       try {
-        const parts = topicOf(subscription.topic);
+        const parts = topicOf(bus, subscription.topic);
         await Promise.all(
-          parts.map((part, index) => consumePartition(subscription.topic, index, part, subscription, signal)),
+          parts.map((part, index) => consumePartition(bus, index, part, subscription, signal)),
         );
       } finally {
         activeGroups.delete(groupKey);
@@ -125,6 +71,73 @@ export function createMemoryBus(options: MemoryBusOptions): MessageBus {
       closed = true;
     },
   };
+}
+
+interface MemoryBus {
+  readonly logger: Logger;
+  readonly defaultPartitions: number;
+  readonly maxBatch: number;
+  readonly redeliveryDelayMs: number;
+  readonly topics: Map<string, Partition[]>;
+}
+
+function topicOf(bus: MemoryBus, topic: string, partitions = bus.defaultPartitions): Partition[] {
+  let parts = bus.topics.get(topic);
+  if (!parts) {
+    parts = Array.from<unknown, Partition>({ length: Math.max(1, partitions) }, () => ({
+      base: 0,
+      log: [],
+      wakeup: createWakeup(),
+      committed: new Map<string, number>(),
+    }));
+    bus.topics.set(topic, parts);
+  }
+  return parts;
+}
+
+/** Delivers one partition to one group, in order, committing after each handled batch. */
+async function consumePartition(
+  bus: MemoryBus,
+  index: number,
+  part: Partition,
+  subscription: Subscription,
+  signal: AbortSignal,
+) {
+  const { topic, groupId: group } = subscription;
+  if (!part.committed.has(group)) part.committed.set(group, part.base);
+  let committed = part.committed.get(group) ?? part.base;
+  while (!signal.aborted) {
+    const start = committed - part.base;
+    if (start >= part.log.length) {
+      await part.wakeup.wait(1_000, signal);
+      continue;
+    }
+    const slice = part.log.slice(start, start + bus.maxBatch);
+    const messages: IncomingMessage[] = slice.map((message, i) => ({
+      topic,
+      partition: index,
+      offset: String(committed + i),
+      key: message.key,
+      value: Buffer.from(message.value, "utf8"),
+    }));
+    let done: boolean;
+    try {
+      done = await subscription.handleMessages(messages, signal);
+    } catch (error) {
+      bus.logger.warn("memory bus: batch handler failed; redelivering", { topic, partition: index, error });
+      await sleep(bus.redeliveryDelayMs, signal);
+      continue;
+    }
+    if (!done) break;
+    committed += slice.length;
+    part.committed.set(group, committed);
+    // Messages every group has committed are gone for good.
+    const trimTo = Math.min(...part.committed.values());
+    if (trimTo > part.base) {
+      part.log.splice(0, trimTo - part.base);
+      part.base = trimTo;
+    }
+  }
 }
 
 /** FNV-1a over the key's UTF-16 units: stable, so one key always lands on one partition. */

@@ -1,3 +1,5 @@
+import type { UserId } from "./ids.ts";
+
 /** SmartFlow's `DefaultFeishuNotificationDedupeWindow`. */
 export const DEFAULT_DEDUPE_WINDOW_MS = 30 * 60_000;
 
@@ -9,7 +11,7 @@ export const DEFAULT_DEDUPE_WINDOW_MS = 30 * 60_000;
  * zone. Returns "" when the user, the trigger type or the time is missing, as the original does.
  */
 export function buildFeishuDedupeKey(
-  userId: number,
+  userId: UserId,
   triggerType: string,
   requestedAt: Date | undefined,
   utcOffsetMinutes: number,

@@ -1,19 +1,25 @@
-/** Events of the delivery side; tests await them, the app logs and counts them. */
+import type { OutboxId, RecordId, UserId } from "./ids.ts";
+
+/** Events of the delivery side; tests await them (nothing in production subscribes yet). */
 export interface DeliveryEvents {
   "intake:record": {
-    readonly outboxId: number;
-    readonly recordId: number;
+    readonly outboxId: OutboxId;
+    readonly recordId: RecordId;
     readonly status: string;
     readonly reused: boolean;
     readonly queued: boolean;
   };
-  "delivery:claimed": { readonly ids: readonly number[] };
+  /** A claim won these records at clock time `at` (ms). */
+  "delivery:claimed": { readonly ids: readonly RecordId[]; readonly at: number };
+  /** The rate limit held a user's next job back at clock time `at`, asking it to wait `waitMs`. */
+  "delivery:throttled": { readonly userId: UserId; readonly waitMs: number; readonly at: number };
   "delivery:result": {
-    readonly recordId: number;
+    readonly recordId: RecordId;
     readonly status: string;
     readonly outcome: string;
     readonly errorCode: string | null;
     readonly attemptCount: number;
+    /** False when the claim was lost meanwhile (a stale writer): nothing was written. */
     readonly written: boolean;
   };
   "retry:scanned": { readonly found: number; readonly killed: number };

@@ -1,14 +1,19 @@
 import { AppError } from "../lib/errors.ts";
+import type { RecordId, TargetId, UserId } from "./ids.ts";
+
+/** The event type this domain handles and requests (owned by the `notification` service's outbox). */
+export const FEISHU_REQUESTED_EVENT = "notification.feishu.requested";
 
 /** `FeishuNotificationRequestedPayload` (reference §3), as SmartFlow's producers write it. */
 export interface FeishuRequestedPayload {
-  readonly notificationId: number;
-  readonly userId: number;
+  /** Optional: names the record to reuse when it has the same dedupe key. */
+  readonly notificationId: RecordId;
+  readonly userId: UserId;
   readonly triggerId: string;
   readonly previewId: string;
   readonly triggerType: string;
   readonly targetType: string;
-  readonly targetId: number;
+  readonly targetId: TargetId;
   readonly dedupeKey: string;
   readonly targetUrl: string;
   readonly summaryText: string;

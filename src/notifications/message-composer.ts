@@ -1,5 +1,5 @@
-import type { SendRequest } from "./delivery-channel.ts";
-import type { RecordRow } from "./record-store.ts";
+import type { SendRequest } from "./ports/delivery-provider.ts";
+import type { NotificationRecord } from "./record.ts";
 
 export const DEFAULT_FALLBACK_TEMPLATE = "我为你生成了一份日程调整建议，请回到系统确认是否应用。";
 export const SUMMARY_MAX_CODE_POINTS = 180;
@@ -31,7 +31,7 @@ export function normalizeTexts(summary: string, fallback: string): NormalizedTex
 
 /** What composing a message needs of a record; `attemptCount` includes the attempt being made. */
 export type ComposableRecord = Pick<
-  RecordRow,
+  NotificationRecord,
   | "id"
   | "userId"
   | "triggerId"

@@ -1,16 +1,27 @@
-import type { Kysely } from "kysely";
-import type { DbTraits } from "../db/db-traits.ts";
-import type { Database } from "../db/schema.ts";
 import { AppError } from "../lib/errors.ts";
-import type { Enqueuer } from "../outbox/enqueue.ts";
-import { FEISHU_REQUESTED_EVENT } from "../outbox/routes.ts";
 import { buildFeishuDedupeKey } from "./dedupe-key.ts";
-import { type FeishuRequestedPayload, parseFeishuRequestedPayload } from "./feishu-requested-payload.ts";
+import {
+  FEISHU_REQUESTED_EVENT,
+  type FeishuRequestedPayload,
+  parseFeishuRequestedPayload,
+} from "./feishu-requested-payload.ts";
+import type { OutboxId } from "./ids.ts";
+import type { InRequestTransaction, RequestKey, RequestKeys } from "./ports/event-outbox.ts";
 
 /** The payload's fields (its `notification_id` aside), an idempotency key, and the dedupe key optional. */
 export type NotificationRequest = Omit<FeishuRequestedPayload, "notificationId"> & {
   readonly eventId: string;
 };
+
+export interface RequestReceipt {
+  readonly outboxId: OutboxId;
+  readonly duplicate: boolean;
+  readonly dedupeKey: string;
+}
+
+export interface NotificationRequests {
+  request(input: NotificationRequest): Promise<RequestReceipt>;
+}
 
 /**
  * A `notification.feishu.requested` event for producers that do not share the database: validated with the
@@ -18,23 +29,19 @@ export type NotificationRequest = Omit<FeishuRequestedPayload, "notificationId">
  * request with the same `event_id` returns the first one's outbox row and sends nothing more.
  */
 export function createNotificationRequests(deps: {
-  readonly db: Kysely<Database>;
-  readonly traits: DbTraits;
-  readonly enqueuer: Enqueuer;
+  /** Keys as committed (outside any transaction). */
+  readonly keys: RequestKeys;
+  readonly inTransaction: InRequestTransaction;
   readonly now: () => Date;
-}) {
-  const { db, traits, enqueuer } = deps;
+}): NotificationRequests {
+  const duplicateOf = (key: RequestKey): RequestReceipt => ({
+    outboxId: key.outboxId,
+    duplicate: true,
+    dedupeKey: key.dedupeKey,
+  });
   return {
-    async request(
-      input: NotificationRequest,
-    ): Promise<{ outboxId: number; duplicate: boolean; dedupeKey: string }> {
-      const eventId = input.eventId.trim();
-      if (!eventId) throw new AppError("invalid_argument", "event_id is required", { field: "event_id" });
-      if (eventId.length > 128) {
-        throw new AppError("invalid_argument", "event_id must be at most 128 characters", {
-          field: "event_id",
-        });
-      }
+    async request(input) {
+      const eventId = validEventId(input.eventId);
       const dedupeKey =
         input.dedupeKey.trim() ||
         buildFeishuDedupeKey(
@@ -43,41 +50,12 @@ export function createNotificationRequests(deps: {
           input.requestedAt,
           -input.requestedAt.getTimezoneOffset(),
         );
-      const payload = {
-        user_id: input.userId,
-        trigger_id: input.triggerId,
-        preview_id: input.previewId,
-        trigger_type: input.triggerType,
-        target_type: input.targetType,
-        target_id: input.targetId,
-        dedupe_key: dedupeKey,
-        target_url: input.targetUrl,
-        ...(input.summaryText ? { summary_text: input.summaryText } : {}),
-        ...(input.fallbackText ? { fallback_text: input.fallbackText } : {}),
-        ...(input.traceId ? { trace_id: input.traceId } : {}),
-        requested_at: input.requestedAt.toISOString(),
-      };
-      // The same rules the consumer applies: nothing that would be dead on arrival is written.
+      const payload = toPayload(input, dedupeKey);
+      const existing = await deps.keys.find(eventId);
+      if (existing) return duplicateOf(existing);
       try {
-        parseFeishuRequestedPayload(JSON.stringify(payload));
-      } catch (error) {
-        if (AppError.is(error)) {
-          throw new AppError("invalid_argument", error.message, {
-            ...(error.field ? { field: error.field } : {}),
-          });
-        }
-        throw error;
-      }
-      const existing = await db
-        .selectFrom("notification_request_keys")
-        .select(["outbox_id", "dedupe_key"])
-        .where("event_id", "=", eventId)
-        .executeTakeFirst();
-      if (existing)
-        return { outboxId: Number(existing.outbox_id), duplicate: true, dedupeKey: existing.dedupe_key };
-      try {
-        const outboxId = await db.transaction().execute(async (trx) => {
-          const id = await enqueuer.enqueue(trx, {
+        const outboxId = await deps.inTransaction(async ({ enqueue, keys }) => {
+          const id = await enqueue({
             eventType: FEISHU_REQUESTED_EVENT,
             eventId,
             eventVersion: "1",
@@ -85,31 +63,54 @@ export function createNotificationRequests(deps: {
             messageKey: String(input.userId),
             payload,
           });
-          await trx
-            .insertInto("notification_request_keys")
-            .values({
-              event_id: eventId,
-              outbox_id: id,
-              dedupe_key: dedupeKey,
-              created_at: traits.time(deps.now()),
-            })
-            .execute();
+          await keys.add({ eventId, outboxId: id, dedupeKey }, deps.now());
           return id;
         });
         return { outboxId, duplicate: false, dedupeKey };
       } catch (error) {
-        // Two requests with one event_id at once: the primary key lets one commit; the other reads it.
-        const winner = await db
-          .selectFrom("notification_request_keys")
-          .select(["outbox_id", "dedupe_key"])
-          .where("event_id", "=", eventId)
-          .executeTakeFirst();
-        if (winner)
-          return { outboxId: Number(winner.outbox_id), duplicate: true, dedupeKey: winner.dedupe_key };
+        // Two requests with one event_id at once: the key's uniqueness lets one commit; the other reads it.
+        const winner = await deps.keys.find(eventId);
+        if (winner) return duplicateOf(winner);
         throw error;
       }
     },
   };
 }
 
-export type NotificationRequests = ReturnType<typeof createNotificationRequests>;
+function validEventId(raw: string): string {
+  const eventId = raw.trim();
+  if (!eventId) throw new AppError("invalid_argument", "event_id is required", { field: "event_id" });
+  if (eventId.length > 128) {
+    throw new AppError("invalid_argument", "event_id must be at most 128 characters", { field: "event_id" });
+  }
+  return eventId;
+}
+
+/** SmartFlow's JSON payload, checked with the consumer's own rules: nothing dead on arrival is written. */
+function toPayload(input: NotificationRequest, dedupeKey: string) {
+  const payload = {
+    user_id: input.userId,
+    trigger_id: input.triggerId,
+    preview_id: input.previewId,
+    trigger_type: input.triggerType,
+    target_type: input.targetType,
+    target_id: input.targetId,
+    dedupe_key: dedupeKey,
+    target_url: input.targetUrl,
+    ...(input.summaryText ? { summary_text: input.summaryText } : {}),
+    ...(input.fallbackText ? { fallback_text: input.fallbackText } : {}),
+    ...(input.traceId ? { trace_id: input.traceId } : {}),
+    requested_at: input.requestedAt.toISOString(),
+  };
+  try {
+    parseFeishuRequestedPayload(JSON.stringify(payload));
+  } catch (error) {
+    if (AppError.is(error)) {
+      throw new AppError("invalid_argument", error.message, {
+        ...(error.field ? { field: error.field } : {}),
+      });
+    }
+    throw error;
+  }
+  return payload;
+}

@@ -2,9 +2,9 @@ import type { Clock } from "../lib/clock.ts";
 import type { EventHub } from "../lib/event-hub.ts";
 import type { Logger } from "../lib/logger.ts";
 import { runPeriodically } from "../lib/periodic.ts";
-import type { DeliveryDispatcher } from "./delivery-dispatcher.ts";
 import type { DeliveryEvents } from "./delivery-events.ts";
-import type { RecordStore } from "./record-store.ts";
+import type { DeliverySubmitter } from "./delivery-queue.ts";
+import type { RecordScans } from "./ports/record-store.ts";
 
 export interface RetryLoopOptions {
   readonly intervalMs: number;
@@ -21,15 +21,15 @@ export interface RetryLoopOptions {
  * attempts left become `dead` with `sending_lease_expired`.
  */
 export function createRetryLoop(deps: {
-  readonly records: RecordStore;
-  readonly dispatcher: DeliveryDispatcher;
+  readonly records: RecordScans;
+  readonly deliveries: DeliverySubmitter;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly events: EventHub<DeliveryEvents>;
   readonly options: RetryLoopOptions;
   readonly random?: () => number;
 }) {
-  const { records, dispatcher, clock, logger, events, options } = deps;
+  const { records, deliveries, clock, logger, events, options } = deps;
   const random = deps.random ?? Math.random;
 
   async function scanOnce() {
@@ -40,7 +40,7 @@ export function createRetryLoop(deps: {
       new Date(now.getTime() - options.strandedAfterMs),
       options.batchSize,
     );
-    dispatcher.submit(due.map(({ id, userId }) => ({ recordId: id, userId })));
+    deliveries.submit(due.map(({ id, userId }) => ({ recordId: id, userId })));
     if (due.length > 0 || killed > 0) logger.info("retry scan", { found: due.length, killed });
     events.emit("retry:scanned", { found: due.length, killed });
     return { found: due.length, killed };
@@ -55,3 +55,5 @@ export function createRetryLoop(deps: {
     },
   };
 }
+
+export type RetryLoop = ReturnType<typeof createRetryLoop>;

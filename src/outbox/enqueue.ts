@@ -1,12 +1,13 @@
 import type { Kysely, Transaction } from "kysely";
 import type { DbTraits } from "../db/db-traits.ts";
 import type { Database, OutboxTableName } from "../db/schema.ts";
-import { OutboxStatus } from "../db/schema.ts";
 import { AppError } from "../lib/errors.ts";
 import { encodeRowEnvelope } from "./envelope.ts";
-import { DEFAULT_MAX_RETRY } from "./outbox-store.ts";
+import { OutboxStatus } from "./outbox-status.ts";
 import type { RouteTable } from "./routes.ts";
+import { DEFAULT_MAX_RETRY } from "./store/outbox-table.ts";
 
+/** An event to write into the outbox, as SmartFlow's Go producers' `CreateMessage` takes it. */
 export interface NewOutboxEvent {
   readonly eventType: string;
   /** The event's JSON payload, as a value or as JSON text. */

@@ -1,4 +1,4 @@
-/** Events the outbox loops emit; the app forwards them to logs and metrics, tests await them. */
+/** Events the outbox loops emit; tests await them (nothing in production subscribes yet). */
 export interface OutboxEvents {
   "relay:published": { readonly ids: readonly number[]; readonly topic: string };
   "relay:failed": {

@@ -31,13 +31,6 @@ export const knownServices = [
   "llm",
 ] as const;
 
-export const FEISHU_REQUESTED_EVENT = "notification.feishu.requested";
-
-/** The event types that this service owns. */
-export const builtInEventServices: Readonly<Record<string, string>> = {
-  [FEISHU_REQUESTED_EVENT]: "notification",
-};
-
 export function defaultRoute(service: string): ServiceRoute {
   const name = service.trim() || "agent";
   return {
@@ -48,7 +41,10 @@ export function defaultRoute(service: string): ServiceRoute {
   };
 }
 
-export function createRouteTable(overrides: RouteOverrides = {}): RouteTable {
+/** Which service owns each event type this process handles or enqueues (e.g. `notification.feishu.requested`). */
+export type EventOwners = Readonly<Record<string, string>>;
+
+export function createRouteTable(overrides: RouteOverrides = {}, eventOwners: EventOwners = {}): RouteTable {
   const cache = new Map<string, ServiceRoute>();
   const service = (name: string): ServiceRoute => {
     const key = name.trim() || "agent";
@@ -69,7 +65,7 @@ export function createRouteTable(overrides: RouteOverrides = {}): RouteTable {
   return {
     service,
     event(eventType) {
-      const owner = builtInEventServices[eventType.trim()];
+      const owner = eventOwners[eventType.trim()];
       return owner === undefined ? undefined : service(owner);
     },
   };

@@ -26,8 +26,8 @@ import {
   RetryNotificationRecordRequestSchema,
   RetryNotificationRecordResponseSchema,
 } from "../../src/gen/smartflow/notification/v1/notification_ops_service_pb.ts";
-import { FEISHU_REQUESTED_EVENT } from "../../src/outbox/routes.ts";
-import { attemptOf, feishuEnv, recordOf, requestedPayload } from "../support/delivery.ts";
+import { FEISHU_REQUESTED_EVENT } from "../../src/notifications/feishu-requested-payload.ts";
+import { attemptOf, feishuEnv, givenChannel, recordOf, requestedPayload } from "../support/delivery.ts";
 import { caFile, type FakeFeishu, startFakeFeishu } from "../support/fake-feishu.ts";
 import { errorDetails, grpc, legacyClient, rpcClient } from "../support/grpc-clients.ts";
 import {
@@ -190,13 +190,7 @@ describe("the gRPC API on MariaDB + Kafka", () => {
     ]);
     const { stdout: methods } = await buf("--list-methods", base);
     assert.match(methods, /smartflow\.notification\.v1\.NotificationOpsService\/RequestFeishuNotification/);
-    await app.channelService.save({
-      userId: 303,
-      enabled: true,
-      webhookUrl: fake.botUrl("botkey000303"),
-      authType: "none",
-      bearerToken: "",
-    });
+    await givenChannel(app, 303, fake.botUrl("botkey000303"));
     for (const protocol of ["grpc", "connect", "grpcweb"]) {
       const { stdout } = await buf(
         "--protocol",
@@ -474,13 +468,7 @@ describe("the gRPC API on MariaDB + Kafka", () => {
   test("7. a dead outbox message replayed through the RPC is delivered", async () => {
     const ops = rpcClient(address);
     try {
-      await app.channelService.save({
-        userId: 307,
-        enabled: true,
-        webhookUrl: fake.flowUrl("flowkey0307"),
-        authType: "none",
-        bearerToken: "",
-      });
+      await givenChannel(app, 307, fake.flowUrl("flowkey0307"));
       // A valid event that died while something was broken (say, a long broker outage).
       const envelope = JSON.stringify({
         event_id: "asp_307",
@@ -554,13 +542,7 @@ describe("the gRPC API on MariaDB + Kafka", () => {
   test("8. a notification requested through the RPC is delivered once, and its event_id is idempotent", async () => {
     const ops = rpcClient(address);
     try {
-      await app.channelService.save({
-        userId: 308,
-        enabled: true,
-        webhookUrl: fake.flowUrl("flowkey0308"),
-        authType: "none",
-        bearerToken: "",
-      });
+      await givenChannel(app, 308, fake.flowUrl("flowkey0308"));
       const request = {
         eventId: "evt-308",
         userId: 308n,

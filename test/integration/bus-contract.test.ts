@@ -37,7 +37,7 @@ async function consumeUntil(
   const timer = setTimeout(() => controller.abort(), timeoutMs);
   try {
     await bus.subscribe(
-      { topic, groupId, handleBatch: (messages) => handle(messages, () => controller.abort()) },
+      { topic, groupId, handleMessages: (messages) => handle(messages, () => controller.abort()) },
       controller.signal,
     );
   } finally {
@@ -81,15 +81,15 @@ for (const { name, create } of buses) {
       try {
         await bus.ensureTopic(topic, 1);
         await bus.publish(topic, [{ key: "k", value: "only" }]);
-        let attempts = 0;
+        // Nothing is asserted inside the handler: a failed assertion there would only be one more redelivery.
+        const deliveries: string[] = [];
         await consumeUntil(bus, topic, uniqueName("g"), async (messages, stop) => {
-          assert.equal(messages.map(text).join(), "only");
-          attempts++;
-          if (attempts === 1) throw new Error("handler crashed");
+          deliveries.push(messages.map(text).join());
+          if (deliveries.length === 1) throw new Error("handler crashed");
           stop();
           return true;
         });
-        assert.equal(attempts, 2);
+        assert.deepEqual(deliveries, ["only", "only"]);
       } finally {
         await bus.close();
       }

@@ -5,7 +5,7 @@ import {
   HealthCheckRequestSchema,
   HealthCheckResponseSchema,
 } from "../../src/gen/grpc/health/v1/health_pb.ts";
-import { FEISHU_REQUESTED_EVENT } from "../../src/outbox/routes.ts";
+import { FEISHU_REQUESTED_EVENT } from "../../src/notifications/feishu-requested-payload.ts";
 import { rpcClient } from "../support/grpc-clients.ts";
 import { feishuPayload, recordingHandler } from "../support/handlers.ts";
 import { createTestEnv, outboxRows, recordEvents, startApp, type TestEnv } from "../support/harness.ts";

@@ -3,7 +3,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { after, before, describe, test } from "node:test";
 import { migrateToLatest } from "../../src/db/migrations.ts";
-import { attemptOf, feishuEnv, requestNotification } from "../support/delivery.ts";
+import { attemptOf, feishuEnv, givenChannel, requestNotification } from "../support/delivery.ts";
 import { type FakeFeishu, startFakeFeishu } from "../support/fake-feishu.ts";
 import { createTestEnv, recordEvents, startApp, type TestEnv } from "../support/harness.ts";
 import { createManualClock } from "../support/manual-clock.ts";
@@ -25,13 +25,7 @@ describe("a sender killed mid-send (MariaDB + Kafka, a real process)", () => {
   test("9. the record is sent once more after the lease expires, by another instance", async () => {
     const producer = await startApp(testEnv, { start: false });
     await migrateToLatest(producer.db.kysely, producer.db.traits, { outbox: producer.route.table });
-    await producer.channelService.save({
-      userId: 110,
-      enabled: true,
-      webhookUrl: fake.flowUrl("flowkey0110"),
-      authType: "none",
-      bearerToken: "",
-    });
+    await givenChannel(producer, 110, fake.flowUrl("flowkey0110"));
     // The service, as deployed: `node src/main.ts` with the test's database, topic and group.
     child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
       env: { ...process.env, ...testEnv.env, LOG_LEVEL: "warn" },

@@ -14,7 +14,7 @@ async function indexNames(db: ReturnType<typeof createDb>, table: string): Promi
 describe("migrations on MariaDB", () => {
   test("run twice, and again after the outbox table name is overridden", async () => {
     const database = await createTestDatabase();
-    const db = createDb({ kind: "mysql", url: database.url, poolSize: 2 });
+    const db = createDb({ kind: "mysql", url: database.url }, 2);
     try {
       const first = await migrateToLatest(db.kysely, db.traits, { outbox: "notification_outbox_messages" });
       assert.deepEqual(first, [
@@ -43,7 +43,7 @@ describe("migrations on MariaDB", () => {
 
   test("tables that SmartFlow's Go services created already get only the additions", async () => {
     const database = await createTestDatabase();
-    const db = createDb({ kind: "mysql", url: database.url, poolSize: 2 });
+    const db = createDb({ kind: "mysql", url: database.url }, 2);
     try {
       // The shape GORM AutoMigrate gives the original's models (without our additive columns and index).
       await database.query(`create table notification_outbox_messages (

@@ -9,7 +9,9 @@ import { promisify } from "node:util";
 import { sql } from "kysely";
 import type { App } from "../../src/app.ts";
 import { migrateToLatest } from "../../src/db/migrations.ts";
-import { FEISHU_REQUESTED_EVENT } from "../../src/outbox/routes.ts";
+import { withTimeout } from "../../src/lib/sleep.ts";
+import { FEISHU_REQUESTED_EVENT } from "../../src/notifications/feishu-requested-payload.ts";
+import { busFor } from "../support/buses.ts";
 import { feishuPayload, recordingHandler } from "../support/handlers.ts";
 import {
   createTestEnv,
@@ -23,7 +25,7 @@ import { readTopic } from "../support/kafka.ts";
 import { createManualClock } from "../support/manual-clock.ts";
 
 const run = promisify(execFile);
-type Outcomes = { consumed: number[] };
+type Outcomes = { consumed: number[]; skipped: number[] };
 
 async function enqueueMany(app: App, count: number, prefix: string) {
   const ids: number[] = [];
@@ -185,6 +187,71 @@ describe("outbox on mysql+kafka: several instances, broker outages, lost message
       assert.ok(calls.some((c) => c.eventId === "asp_stuck"));
     } finally {
       await app.stop();
+    }
+  });
+
+  test("9. a rebalance while a batch is in flight: the new owner handles it, the old owner's late outcome changes nothing", async () => {
+    // A short session, so the group gives up on a member stuck in a batch within seconds (the default is 30 s).
+    const sessionTimeoutMs = 6_000;
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let started: () => void = () => undefined;
+    const handling = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    const first = recordingHandler(async (_event, call) => {
+      if (call !== 1) return;
+      started();
+      await released;
+    });
+    const second = recordingHandler();
+    const a = await startApp(testEnv, {
+      handlers: [first.handler],
+      bus: busFor("mysql+kafka", { sessionTimeoutMs }),
+    });
+    const aEvents = recordEvents(a);
+    let b: App | undefined;
+    try {
+      await enqueueMany(a, 1, "rebalance");
+      await withTimeout(handling, 30_000, "waiting for the first instance to handle the event");
+      const id = first.calls[0]?.outboxId ?? -1;
+      // A second member joins while the first is stuck in its batch (and so sends no heartbeat).
+      b = await startApp(testEnv, {
+        handlers: [second.handler],
+        bus: busFor("mysql+kafka", { sessionTimeoutMs }),
+      });
+      const bEvents = recordEvents(b);
+      await bEvents.until(
+        "the new owner consumed the event",
+        () => bEvents.of<Outcomes>("consumer:outcomes").some((o) => o.consumed.includes(id)),
+        90_000,
+      );
+      assert.ok(
+        second.calls.some((c) => c.outboxId === id),
+        "redelivered to the new owner",
+      );
+      release();
+      await aEvents.until("the old owner finished its batch", () =>
+        aEvents.of<Outcomes>("consumer:outcomes").some((o) => o.consumed.includes(id)),
+      );
+      const [row] = await outboxRows(a, [id]);
+      assert.deepEqual([row?.status, row?.retry_count], ["consumed", 0]);
+
+      // Both members go on consuming.
+      const later = await enqueueMany(a, 20, "after-rebalance");
+      const both = recordEvents(a, b);
+      const consumed = () => new Set(both.of<Outcomes>("consumer:outcomes").flatMap((o) => o.consumed));
+      await both.until(
+        "events after the rebalance are consumed",
+        () => later.every((i) => consumed().has(i)),
+        90_000,
+      );
+      assert.ok((await outboxRows(a, later)).every((r) => r.status === "consumed" && r.retry_count === 0));
+    } finally {
+      release();
+      await Promise.all([a.stop(), b?.stop()]);
     }
   });
 });

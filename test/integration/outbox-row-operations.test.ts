@@ -3,7 +3,7 @@ import { after, before, describe, test } from "node:test";
 import { sql, type Transaction } from "kysely";
 import type { App } from "../../src/app.ts";
 import type { Database } from "../../src/db/schema.ts";
-import { FEISHU_REQUESTED_EVENT } from "../../src/outbox/routes.ts";
+import { FEISHU_REQUESTED_EVENT } from "../../src/notifications/feishu-requested-payload.ts";
 import { feishuPayload } from "../support/handlers.ts";
 import { backends, createTestEnv, outboxRows, query, startApp, type TestEnv } from "../support/harness.ts";
 

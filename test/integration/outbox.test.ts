@@ -3,7 +3,9 @@ import { after, before, describe, test } from "node:test";
 import { sql } from "kysely";
 import type { App } from "../../src/app.ts";
 import { AppError } from "../../src/lib/errors.ts";
-import { FEISHU_REQUESTED_EVENT } from "../../src/outbox/routes.ts";
+import { FEISHU_REQUESTED_EVENT } from "../../src/notifications/feishu-requested-payload.ts";
+import { encodeKafkaEnvelope } from "../../src/outbox/envelope.ts";
+import { busFor, withHangingPublishes } from "../support/buses.ts";
 import { feishuPayload, recordingHandler } from "../support/handlers.ts";
 import {
   backends,
@@ -17,6 +19,7 @@ import {
 import { createManualClock } from "../support/manual-clock.ts";
 
 type Outcomes = { consumed: number[]; dead: number[]; retried: number[]; skipped: number[] };
+type RelayFailed = { ids: number[]; error: string; brokerUnavailable: boolean };
 
 async function enqueue(app: App, userId: number, previewId: string, extra: { eventVersion?: string } = {}) {
   return app.db.kysely.transaction().execute((trx) =>
@@ -249,6 +252,64 @@ for (const backend of backends) {
         assert.equal((JSON.parse(call.payload) as { user_id: number }).user_id, 4242);
         const [row] = await outboxRows(app, [call.outboxId]);
         assert.equal(row?.status, "consumed");
+      } finally {
+        await app.stop();
+      }
+    });
+
+    test("6. a stale copy of a consumed row's message is skipped: the handler does not see it again", async () => {
+      const { calls, handler } = recordingHandler();
+      const app = await startApp(testEnv, { handlers: [handler] });
+      const events = recordEvents(app);
+      try {
+        const id = await enqueue(app, 12, "asp_stale");
+        await events.until("the row is consumed", () =>
+          events.of<Outcomes>("consumer:outcomes").some((o) => o.consumed.includes(id)),
+        );
+        // The same message again, as a relay that re-published the row before it was consumed would leave it.
+        const [call] = calls;
+        assert.ok(call);
+        await app.bus.publish(testEnv.topic, [
+          {
+            key: "12",
+            value: encodeKafkaEnvelope({ ...call, outboxId: id, serviceName: "notification" }),
+          },
+        ]);
+        await events.until("the copy is skipped", () =>
+          events.of<Outcomes>("consumer:outcomes").some((o) => o.skipped.includes(id)),
+        );
+        assert.equal(calls.filter((c) => c.outboxId === id).length, 1);
+        const [row] = await outboxRows(app, [id]);
+        assert.deepEqual([row?.status, row?.retry_count], ["consumed", 0]);
+      } finally {
+        await app.stop();
+      }
+    });
+
+    test("7. a publish that hangs times out: the rows go back untouched and flow once the broker answers", async () => {
+      const { calls, handler } = recordingHandler();
+      const bus = withHangingPublishes(busFor(backend), 1);
+      const app = await startApp(testEnv, {
+        handlers: [handler],
+        bus,
+        env: { OUTBOX_PUBLISH_TIMEOUT_MS: "300" },
+      });
+      const events = recordEvents(app);
+      try {
+        const id = await enqueue(app, 13, "asp_hang");
+        await events.until("the relay gave up on the publish", () =>
+          events.of<RelayFailed>("relay:failed").some((f) => f.ids.includes(id)),
+        );
+        const [failed] = events.of<RelayFailed>("relay:failed");
+        assert.equal(failed?.brokerUnavailable, true, "a timeout is the broker's, not the row's");
+        assert.match(failed?.error ?? "", /publish to .* timed out after 300 ms/);
+        await events.until("the row is consumed after all", () =>
+          events.of<Outcomes>("consumer:outcomes").some((o) => o.consumed.includes(id)),
+        );
+        const [row] = await outboxRows(app, [id]);
+        assert.deepEqual([row?.status, row?.retry_count], ["consumed", 0], "the timeout spent no retry");
+        assert.equal(calls.filter((c) => c.outboxId === id).length, 1);
+        assert.equal(bus.hung(), 1);
       } finally {
         await app.stop();
       }

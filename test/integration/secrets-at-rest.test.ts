@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createHmac, randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { sql } from "kysely";
-import { attemptOf, feishuEnv, recordOf, requestNotification } from "../support/delivery.ts";
+import { attemptOf, feishuEnv, givenChannel, recordOf, requestNotification } from "../support/delivery.ts";
 import { type FakeFeishu, startFakeFeishu } from "../support/fake-feishu.ts";
 import { createTestEnv, query, recordEvents, startApp, type TestEnv } from "../support/harness.ts";
 
@@ -35,21 +35,11 @@ describe("secrets at rest (MariaDB + Kafka, SECRETS_KEY set)", () => {
         ).map((row) => [Number(row.user_id), row]),
       );
     try {
-      await app.channelService.save({
-        userId: 401,
-        enabled: true,
-        webhookUrl: fake.flowUrl("flowkey0401"),
+      await givenChannel(app, 401, fake.flowUrl("flowkey0401"), {
         authType: "bearer",
         bearerToken: "tok-401",
       });
-      await app.channelService.save({
-        userId: 402,
-        enabled: true,
-        webhookUrl: fake.botUrl("botkey000402"),
-        authType: "none",
-        bearerToken: "",
-        signingSecret: "sign-402",
-      });
+      await givenChannel(app, 402, fake.botUrl("botkey000402"), { signingSecret: "sign-402" });
       fake.requireSignature("botkey000402", "sign-402");
       const stored = await rows();
       for (const row of stored.values()) {
@@ -100,13 +90,7 @@ describe("secrets at rest (MariaDB + Kafka, SECRETS_KEY set)", () => {
         await requestNotification(app, { userId: 403, previewId: "asp_403" }),
       );
       assert.equal((await attemptOf(events, legacy)).status, "sent");
-      await app.channelService.save({
-        userId: 403,
-        enabled: true,
-        webhookUrl: fake.flowUrl("flowkey0403"),
-        authType: "none",
-        bearerToken: "",
-      });
+      await givenChannel(app, 403, fake.flowUrl("flowkey0403"));
       assert.match((await rows()).get(403)?.webhook_url ?? "", /^enc:v1:/);
     } finally {
       await app.stop();

@@ -1,7 +1,10 @@
+import { after, before } from "node:test";
 import type { App } from "../../src/app.ts";
-import { FEISHU_REQUESTED_EVENT } from "../../src/outbox/routes.ts";
-import { caFile, type FakeFeishu } from "./fake-feishu.ts";
-import type { recordEvents } from "./harness.ts";
+import type { SaveChannel } from "../../src/notifications/channel-service.ts";
+import { FEISHU_REQUESTED_EVENT } from "../../src/notifications/feishu-requested-payload.ts";
+import { caFile, type FakeFeishu, startFakeFeishu } from "./fake-feishu.ts";
+import { type Backend, createTestEnv, recordEvents, startApp, type TestEnv } from "./harness.ts";
+import type { ManualClock } from "./manual-clock.ts";
 
 export function feishuEnv(fake: FakeFeishu): Record<string, string> {
   return {
@@ -13,6 +16,64 @@ export function feishuEnv(fake: FakeFeishu): Record<string, string> {
     DELIVERY_RETRY_SCAN_INTERVAL_MS: "600000",
     FRONTEND_BASE_URL: "https://app.smartflow.test",
   };
+}
+
+/**
+ * A fake Feishu and a test environment on `backend`, for the tests of one `describe`: set up before them,
+ * torn down after. `withApp` runs a test against a started app and stops it afterwards.
+ */
+export function useDeliveryEnv(backend: Backend, extra: Record<string, string> = {}) {
+  let fake: FakeFeishu | undefined;
+  let testEnv: TestEnv | undefined;
+  before(async () => {
+    fake = await startFakeFeishu();
+    testEnv = await createTestEnv(backend, { ...feishuEnv(fake), ...extra });
+  });
+  after(async () => {
+    await fake?.close();
+    await testEnv?.dispose();
+  });
+  const ready = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error("useDeliveryEnv: used before its before() hook ran");
+    return value;
+  };
+  return {
+    get fake() {
+      return ready(fake);
+    },
+    get testEnv() {
+      return ready(testEnv);
+    },
+    async withApp(run: (app: App, events: Recorder) => Promise<void>, clock?: ManualClock) {
+      const app = await startApp(ready(testEnv), clock ? { clock } : {});
+      const events = recordEvents(app);
+      try {
+        await run(app, events);
+      } finally {
+        await app.stop();
+      }
+    },
+  };
+}
+
+/**
+ * A user with an enabled channel to `webhookUrl` (no token, no secret unless `extra` says otherwise), saved
+ * through the service as the API would. Returns what Get would answer.
+ */
+export function givenChannel(
+  app: Pick<App, "channelService">,
+  userId: number,
+  webhookUrl: string,
+  extra: Partial<Omit<SaveChannel, "userId" | "webhookUrl">> = {},
+) {
+  return app.channelService.save({
+    userId,
+    enabled: true,
+    webhookUrl,
+    authType: "none",
+    bearerToken: "",
+    ...extra,
+  });
 }
 
 export interface EventOptions {

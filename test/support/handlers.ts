@@ -1,5 +1,5 @@
-import type { OutboxEvent, OutboxHandler } from "../../src/outbox/outbox-consumer.ts";
-import { FEISHU_REQUESTED_EVENT } from "../../src/outbox/routes.ts";
+import { FEISHU_REQUESTED_EVENT } from "../../src/notifications/feishu-requested-payload.ts";
+import { type OutboxEvent, perEventHandler } from "../../src/outbox/outbox-handler.ts";
 import { requestedPayload } from "./delivery.ts";
 
 /** A handler for the notification event type that records what it was given and behaves as told. */
@@ -7,14 +7,15 @@ export function recordingHandler(
   behaviour: (event: OutboxEvent, call: number) => Promise<void> = () => Promise.resolve(),
 ) {
   const calls: OutboxEvent[] = [];
-  const handler: OutboxHandler = {
+  const handler = perEventHandler({
     eventType: FEISHU_REQUESTED_EVENT,
     versions: ["", "1", "v1"],
+    concurrency: 64,
     async handle(event) {
       calls.push(event);
       await behaviour(event, calls.length);
     },
-  };
+  });
   return { calls, handler };
 }
 

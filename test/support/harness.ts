@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { type RawBuilder, sql } from "kysely";
 import { type App, createApp } from "../../src/app.ts";
-import { loadConfig } from "../../src/config.ts";
+import { loadConfig } from "../../src/config/load-config.ts";
 import type { Clock } from "../../src/lib/clock.ts";
 import { createLogger } from "../../src/lib/logger.ts";
 import type { MessageBus } from "../../src/messaging/bus.ts";
-import type { OutboxHandler } from "../../src/outbox/outbox-consumer.ts";
+import type { OutboxHandler } from "../../src/outbox/outbox-handler.ts";
 import { testBrokers, uniqueName } from "./kafka.ts";
 import { createTestDatabase, type TestDatabase } from "./mysql.ts";
 
@@ -123,16 +123,18 @@ export async function outboxRows(app: App, ids?: readonly number[]): Promise<Out
 }
 
 /**
- * Records every event an app emits and lets a test await a condition over what happened so far; the
- * condition is checked again on each new event, never on a timer.
+ * Records every event the apps emit (one or several instances, in one timeline) and lets a test await a
+ * condition over what happened so far; the condition is checked again on each new event, never on a timer.
  */
-export function recordEvents(app: App) {
+export function recordEvents(...apps: App[]) {
   const seen: { name: string; event: unknown }[] = [];
   const waiters = new Set<() => void>();
-  app.events.onAny((name, event) => {
-    seen.push({ name, event });
-    for (const check of waiters) check();
-  });
+  for (const app of apps) {
+    app.events.onAny((name, event) => {
+      seen.push({ name, event });
+      for (const check of waiters) check();
+    });
+  }
   return {
     seen,
     of<T>(name: string): T[] {

@@ -1,14 +1,49 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ConfigError, loadConfig } from "../../src/config.ts";
+import { configSpec } from "../../src/config/config-spec.ts";
+import { ConfigError, configKeys, loadConfig } from "../../src/config/load-config.ts";
+import { settingsOf } from "../../src/config/setting.ts";
 
 test("the defaults run the embedded service and SmartFlow's routes", () => {
   const config = loadConfig({});
-  assert.deepEqual(config.database, { kind: "sqlite", path: "data/smartflow-notification.sqlite" });
+  assert.deepEqual(config.database.target, { kind: "sqlite", path: "data/smartflow-notification.sqlite" });
   assert.deepEqual(config.kafka.brokers, []);
   assert.equal(config.outbox.maxRetry, 20);
   assert.equal(config.outbox.retryMaxMs, 100_000);
+  assert.deepEqual(config.api.address, { host: "0.0.0.0", port: 9082 });
+  assert.deepEqual(config.feishu.allowedHosts, [
+    "feishu.cn",
+    "www.feishu.cn",
+    "open.feishu.cn",
+    "open.larksuite.com",
+  ]);
+  assert.equal(config.secretsKey, undefined);
   assert.ok(Object.isFrozen(config) && Object.isFrozen(config.outbox));
+});
+
+test("each key's value lands where the spec puts it, and a blank value means the default", () => {
+  const config = loadConfig({
+    OUTBOX_RELAY_BATCH_SIZE: "250",
+    API_TOKEN_FOR_LEGACY: "true",
+    GRPC_ADDR: "[::1]:0",
+    KAFKA_BROKERS: " a:1, b:2 ",
+    DELIVERY_CONCURRENCY: "  ",
+  });
+  assert.equal(config.outbox.relayBatchSize, 250);
+  assert.equal(config.api.tokenForLegacy, true);
+  assert.deepEqual(config.api.address, { host: "::1", port: 0 });
+  assert.deepEqual(config.kafka.brokers, ["a:1", "b:2"]);
+  assert.equal(config.delivery.concurrency, 128);
+});
+
+test("every key is documented once, with a default and a meaning", () => {
+  const keys = configKeys.map((k) => k.key);
+  assert.equal(new Set(keys).size, keys.length, "no key twice");
+  for (const { key, default: shown, doc } of configKeys) {
+    assert.ok(shown && doc, key);
+  }
+  assert.equal(settingsOf(configSpec).length, configKeys.length);
+  assert.ok(!keys.includes("OUTBOX_CONSUMER_CONCURRENCY"), "no documented key without an effect");
 });
 
 test("a bad value stops startup with a message that names the key", () => {
@@ -25,11 +60,24 @@ test("a bad value stops startup with a message that names the key", () => {
     ],
     [{ OUTBOX_RETRY_BASE_MS: "5000", OUTBOX_RETRY_MAX_MS: "10" }, /OUTBOX_RETRY_MAX_MS must not be below/],
     [{ OUTBOX_STALE_PUBLISHED_MS: "5000" }, /OUTBOX_STALE_PUBLISHED_MS must be longer/],
+    [{ DELIVERY_SENDING_LEASE_MS: "9000" }, /DELIVERY_SENDING_LEASE_MS must be longer than 2 × FEISHU/],
+    [{ FEISHU_TIMEOUT_MS: "6000" }, /FEISHU_TIMEOUT_MS must be shorter than RPC_TIMEOUT_MS/],
+    [{ TLS_CERT_FILE: "c.pem" }, /TLS_CERT_FILE and TLS_KEY_FILE go together/],
+    [{ TLS_CLIENT_CA_FILE: "ca.pem" }, /TLS_CLIENT_CA_FILE needs TLS_CERT_FILE/],
+    [{ API_TOKEN_FOR_LEGACY: "yes" }, /API_TOKEN_FOR_LEGACY must be true or false/],
+    [
+      { FEISHU_ALLOWED_HOSTS: "open.feishu.cn:443" },
+      /FEISHU_ALLOWED_HOSTS entries must be host or host:port/,
+    ],
+    [{ FRONTEND_BASE_URL: "smartflow" }, /FRONTEND_BASE_URL must be an http\(s\) URL/],
+    [{ GRPC_ADDR: "9082" }, /GRPC_ADDR must be host:port/],
+    [{ SECRETS_KEY: "c2hvcnQ=" }, /SECRETS_KEY must be the base64 of exactly 32 bytes/],
   ];
   for (const [env, message] of cases) {
     assert.throws(
       () => loadConfig(env),
       (error: unknown) => error instanceof ConfigError && message.test(error.message),
+      JSON.stringify(env),
     );
   }
 });

@@ -3,11 +3,8 @@ import { createHmac } from "node:crypto";
 import { test } from "node:test";
 import { parseTimeout } from "../../src/api/grpc-fast-path.ts";
 import { signBotRequest } from "../../src/channels/feishu/signing.ts";
-import {
-  defaultAllowedHosts,
-  maskWebhookUrl,
-  parseWebhookUrl,
-} from "../../src/channels/feishu/webhook-url.ts";
+import { maskWebhookUrl, parseWebhookUrl } from "../../src/channels/feishu/webhook-url.ts";
+import { loadConfig } from "../../src/config/load-config.ts";
 import { createCoalescingLoader } from "../../src/lib/coalescing-loader.ts";
 import { createRateLimiter } from "../../src/lib/rate-limiter.ts";
 import { buildFeishuDedupeKey } from "../../src/notifications/dedupe-key.ts";
@@ -19,7 +16,7 @@ import {
 } from "../../src/notifications/message-composer.ts";
 
 test("webhook URLs: Flow triggers and Feishu/Lark bots on https and allowed hosts only", () => {
-  const ok = (url: string) => parseWebhookUrl(url, defaultAllowedHosts);
+  const ok = (url: string) => parseWebhookUrl(url, loadConfig({}).feishu.allowedHosts);
   assert.deepEqual(ok("https://www.feishu.cn/flow/api/trigger-webhook/abcdefgh1234"), {
     ok: true,
     kind: "flow_trigger",

@@ -2,10 +2,14 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { mapByKey } from "../../src/lib/concurrency.ts";
 import { truncateCodePoints } from "../../src/lib/text.ts";
-import { createRouteTable, FEISHU_REQUESTED_EVENT } from "../../src/outbox/routes.ts";
+import { FEISHU_REQUESTED_EVENT } from "../../src/notifications/feishu-requested-payload.ts";
+import { createRouteTable } from "../../src/outbox/routes.ts";
 
 test("routes follow SmartFlow's naming and overrides reach every reader", () => {
-  const routes = createRouteTable({ notification: { table: "custom_outbox" } });
+  const routes = createRouteTable(
+    { notification: { table: "custom_outbox" } },
+    { [FEISHU_REQUESTED_EVENT]: "notification" },
+  );
   assert.deepEqual(routes.event(FEISHU_REQUESTED_EVENT), {
     service: "notification",
     table: "custom_outbox",

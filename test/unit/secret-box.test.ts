@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { test } from "node:test";
-import { ConfigError, loadConfig } from "../../src/config.ts";
+import { ConfigError, loadConfig } from "../../src/config/load-config.ts";
 import { createSecretBox } from "../../src/lib/secret-box.ts";
 
 test("sealed secrets round-trip, differ every time, and refuse tampering", () => {

@@ -1,15 +1,13 @@
-import type { WebhookKind } from "../../notifications/delivery-channel.ts";
-
-/** Hosts accepted by default: Feishu Flow triggers, Feishu group bots, and Lark (international) group bots. */
-export const defaultAllowedHosts = ["feishu.cn", "www.feishu.cn", "open.feishu.cn", "open.larksuite.com"];
+import type { ParsedWebhook, WebhookKind, WebhookPolicy } from "../../notifications/ports/webhook-policy.ts";
 
 const FLOW_PREFIX = "/flow/api/trigger-webhook/";
 const BOT_PREFIX = "/open-apis/bot/v2/hook/";
 const KEY = /^[A-Za-z0-9_-]{8,128}$/;
 
-export type ParsedWebhook =
-  | { readonly ok: true; readonly kind: WebhookKind; readonly url: string }
-  | { readonly ok: false; readonly reason: string };
+/** The domain's `WebhookPolicy` with Feishu's rules, for the hosts allowed (`FEISHU_ALLOWED_HOSTS`). */
+export function createFeishuWebhookPolicy(allowedHosts: readonly string[]): WebhookPolicy {
+  return { parse: (raw) => parseWebhookUrl(raw, allowedHosts), mask: maskWebhookUrl };
+}
 
 /**
  * Checks a webhook URL and tells which kind it is. Rules (weakness 20 fixed): https only; no user info; the host

@@ -3,22 +3,22 @@ import type { EventHub } from "../lib/event-hub.ts";
 import type { Logger } from "../lib/logger.ts";
 import { runPeriodically } from "../lib/periodic.ts";
 import type { OutboxEvents } from "./outbox-events.ts";
-import type { OutboxStore } from "./outbox-store.ts";
+import type { SweeperStore } from "./store/sweeper-store.ts";
 
 export interface SweeperOptions {
   /**
-   * A row `published` for longer than this is presumed lost and re-queued. It must outlast the time a
-   * message may legitimately wait in the topic (consumer lag) plus its handling, or healthy messages are
-   * published twice (harmless for idempotent handlers, but wasteful).
+   * A row claimed for longer than this is presumed lost and re-queued. It must outlast the time a message may
+   * legitimately wait in the topic (consumer lag) plus its handling, or healthy messages are published twice
+   * (harmless for idempotent handlers, but wasteful).
    */
   readonly staleAfterMs: number;
   readonly intervalMs: number;
   readonly batchSize: number;
 }
 
-/** Re-queues rows stuck in `published` (weakness 3): at startup, then every interval. */
-export function createPublishedSweeper(deps: {
-  readonly store: OutboxStore;
+/** Re-queues rows stuck in the claimed state (`published`, weakness 3): at startup, then every interval. */
+export function createClaimSweeper(deps: {
+  readonly store: SweeperStore;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly events: EventHub<OutboxEvents>;
@@ -31,17 +31,14 @@ export function createPublishedSweeper(deps: {
     let exhausted = 0;
     for (;;) {
       const now = clock.now();
-      const result = await store.requeueStalePublished(
-        new Date(now.getTime() - options.staleAfterMs),
-        now,
-        options.batchSize,
-      );
+      const before = new Date(now.getTime() - options.staleAfterMs);
+      const result = await store.requeueStaleClaims(before, now, options.batchSize);
       retried += result.retried;
       exhausted += result.exhausted;
       if (result.retried + result.exhausted < options.batchSize) break;
     }
     if (retried + exhausted > 0) {
-      logger.warn("outbox sweeper re-queued stale published rows", { retried, exhausted });
+      logger.warn("outbox sweeper re-queued stale claims", { retried, exhausted });
       events.emit("sweeper:requeued", { retried, exhausted });
     }
     return { retried, exhausted };

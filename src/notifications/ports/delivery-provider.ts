@@ -1,9 +1,15 @@
-/**
- * The port between the notification domain and a provider (src/channels/feishu). A provider turns one send
- * request for one destination into one classified result; it never throws for a provider-side failure.
- */
-export type WebhookKind = "flow_trigger" | "group_bot";
+import type { RecordId, TargetId, UserId } from "../ids.ts";
+import type { WebhookKind } from "./webhook-policy.ts";
 
+/**
+ * The port between the notification domain and a provider (src/channels/feishu): it sends one request to one
+ * destination and classifies the result; it never throws for a provider-side failure.
+ */
+export interface DeliveryProvider {
+  send(destination: Destination, request: SendRequest, signal?: AbortSignal): Promise<SendResult>;
+}
+
+/** Where a user's notifications go: their channel's webhook and credentials. */
 export interface Destination {
   readonly kind: WebhookKind;
   readonly url: string;
@@ -16,13 +22,13 @@ export interface Destination {
 
 /** SmartFlow's `SendRequest` (reference §6.6). */
 export interface SendRequest {
-  readonly notificationId: number;
-  readonly userId: number;
+  readonly notificationId: RecordId;
+  readonly userId: UserId;
   readonly triggerId: string;
   readonly previewId: string;
   readonly triggerType: string;
   readonly targetType: string;
-  readonly targetId: number;
+  readonly targetId: TargetId;
   readonly targetUrl: string;
   readonly messageText: string;
   readonly fallbackUsed: boolean;
@@ -52,8 +58,4 @@ export interface SendResult {
   readonly requestPayload: unknown;
   /** What came back, kept in `provider_response_json`. */
   readonly responsePayload: unknown;
-}
-
-export interface DeliveryChannel {
-  send(destination: Destination, request: SendRequest, signal?: AbortSignal): Promise<SendResult>;
 }

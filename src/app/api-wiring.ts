@@ -1,0 +1,57 @@
+import { type ApiServer, createApiServer } from "../api/api-server.ts";
+import { createDatabaseWatch } from "../api/database-watch.ts";
+import { createHealthState, type HealthState } from "../api/health.ts";
+import { notificationBinding } from "../api/notification-handlers.ts";
+import { opsBinding } from "../api/ops-handlers.ts";
+import type { Config } from "../config/load-config.ts";
+import type { DeliveryArea } from "./delivery-wiring.ts";
+import type { Infrastructure } from "./infrastructure.ts";
+import type { OutboxArea } from "./outbox-wiring.ts";
+import { wireNotificationRequests } from "./request-wiring.ts";
+
+export interface ApiArea {
+  readonly health: HealthState;
+  readonly server: ApiServer;
+  readonly databaseWatch: ReturnType<typeof createDatabaseWatch>;
+}
+
+/** The one-port API: the original service, the operations service, health (with its database watch). */
+export function wireApi(infra: Infrastructure, outbox: OutboxArea, delivery: DeliveryArea): ApiArea {
+  const { config, db, clock, logger } = infra;
+  const bindings = [
+    notificationBinding(delivery.channelService, config.api.tokenForLegacy),
+    opsBinding({
+      records: delivery.records,
+      outbox: outbox.operations,
+      requests: wireNotificationRequests(db, outbox.enqueuer, () => clock.now()),
+      deliveries: delivery.dispatcher,
+      wakeRelay: () => infra.relayWakeup.notify(),
+      clock,
+    }),
+  ];
+  const health = createHealthState([...bindings.map((b) => b.service.typeName), "grpc.health.v1.Health"]);
+  const server = createApiServer({
+    options: {
+      host: config.api.address.host,
+      port: config.api.address.port,
+      rpcTimeoutMs: config.api.rpcTimeoutMs,
+      maxMessageBytes: config.api.maxMessageBytes,
+      ...(config.api.token ? { token: config.api.token } : {}),
+      ...tlsOptions(config.api),
+    },
+    bindings,
+    health,
+    logger: logger.child({ component: "api" }),
+  });
+  const databaseWatch = createDatabaseWatch({
+    ping: () => db.ping(),
+    health,
+    intervalMs: config.api.healthCheckIntervalMs,
+  });
+  return { health, server, databaseWatch };
+}
+
+function tlsOptions(api: Config["api"]) {
+  const { tlsCertFile: certFile, tlsKeyFile: keyFile, tlsClientCaFile: clientCaFile } = api;
+  return certFile && keyFile ? { tls: { certFile, keyFile, ...(clientCaFile ? { clientCaFile } : {}) } } : {};
+}

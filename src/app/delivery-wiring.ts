@@ -1,0 +1,101 @@
+import { createFeishuProvider } from "../channels/feishu/feishu-provider.ts";
+import { createHttpsClient, type HttpsClient } from "../channels/feishu/https-client.ts";
+import { createFeishuWebhookPolicy } from "../channels/feishu/webhook-url.ts";
+import { exponentialBackoffMs } from "../lib/backoff.ts";
+import { createRateLimiter } from "../lib/rate-limiter.ts";
+import { createSecretBox } from "../lib/secret-box.ts";
+import { type ChannelService, createChannelService } from "../notifications/channel-service.ts";
+import { createDeliveryDispatcher, type DeliveryDispatcher } from "../notifications/delivery-dispatcher.ts";
+import {
+  createFeishuRequestedHandler,
+  type FeishuRequestedHandler,
+} from "../notifications/feishu-requested-handler.ts";
+import type { DeliveryProvider } from "../notifications/ports/delivery-provider.ts";
+import type { RecordStore } from "../notifications/ports/record-store.ts";
+import { createRetryLoop, type RetryLoop } from "../notifications/retry-loop.ts";
+import { createSqlChannelStore } from "../notifications/sql/sql-channel-store.ts";
+import { createSqlRecordStore } from "../notifications/sql/sql-record-store.ts";
+import type { Infrastructure } from "./infrastructure.ts";
+
+export interface DeliveryArea {
+  readonly records: RecordStore;
+  readonly channelService: ChannelService;
+  readonly dispatcher: DeliveryDispatcher;
+  readonly retryLoop: RetryLoop;
+  /** The domain's `notification.feishu.requested` handler (outbox-handler-adapter.ts serves it to the consumer). */
+  readonly requestedHandler: FeishuRequestedHandler;
+  readonly httpsClient: HttpsClient;
+}
+
+/** Records, channels, the Feishu provider, the dispatcher and the retry loop, over the SQL stores. */
+export function wireDelivery(infra: Infrastructure, provider?: DeliveryProvider): DeliveryArea {
+  const { config, db, clock, logger, events, random } = infra;
+  const { delivery, feishu } = config;
+  const records = createSqlRecordStore(db.kysely, db.traits);
+  const channels = createSqlChannelStore(db.kysely, db.traits, createSecretBox(config.secretsKey));
+  if (!config.secretsKey) {
+    logger.warn(
+      "SECRETS_KEY is not set: webhook URLs, bearer tokens and signing secrets are stored unencrypted",
+    );
+  }
+  const httpsClient = createHttpsClient({
+    maxSockets: delivery.concurrency,
+    maxResponseBytes: 64 * 1024,
+    ...(feishu.caFile ? { caFile: feishu.caFile } : {}),
+  });
+  const sender = provider ?? createFeishuProvider({ client: httpsClient, clock, ...feishu });
+  const dispatcher = createDeliveryDispatcher({
+    records,
+    channels,
+    provider: sender,
+    limiter: createRateLimiter([
+      { limit: delivery.ratePerSecond, windowMs: 1_000 },
+      { limit: delivery.ratePerMinute, windowMs: 60_000 },
+    ]),
+    clock,
+    logger: logger.child({ component: "delivery" }),
+    events,
+    options: {
+      concurrency: delivery.concurrency,
+      claimBatch: delivery.claimBatch,
+      leaseMs: delivery.sendingLeaseMs,
+      retryDelayMs: (failures) =>
+        exponentialBackoffMs(
+          failures,
+          delivery.retryBaseMs,
+          delivery.retryMaxMs,
+          delivery.retryJitterPercent / 100,
+          random,
+        ),
+    },
+  });
+  const retryLoop = createRetryLoop({
+    records,
+    deliveries: dispatcher,
+    clock,
+    logger: logger.child({ component: "retry-loop" }),
+    events,
+    random,
+    options: {
+      intervalMs: delivery.retryScanIntervalMs,
+      batchSize: delivery.retryBatchSize,
+      strandedAfterMs: delivery.strandedAfterMs,
+      jitterRatio: delivery.retryJitterPercent / 100,
+    },
+  });
+  const policy = createFeishuWebhookPolicy(feishu.allowedHosts);
+  return {
+    records,
+    channelService: createChannelService({ channels, provider: sender, policy, clock }),
+    dispatcher,
+    retryLoop,
+    requestedHandler: createFeishuRequestedHandler({
+      records,
+      deliveries: dispatcher,
+      clock,
+      logger: logger.child({ component: "feishu-requested" }),
+      events,
+    }),
+    httpsClient,
+  };
+}

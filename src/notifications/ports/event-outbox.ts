@@ -1,0 +1,39 @@
+import type { OutboxId } from "../ids.ts";
+
+/**
+ * How the domain writes events for other processes, and the idempotency keys of requested notifications.
+ * The outbox (src/outbox/enqueue.ts) stores events; the SQL adapter stores keys; the composition root binds
+ * both to one database transaction.
+ */
+
+/** An event to write into the outbox; the routes decide its table and topic by `eventType`. */
+export interface NewEvent {
+  readonly eventType: string;
+  readonly eventId: string;
+  readonly eventVersion: string;
+  readonly aggregateId: string;
+  /** The Kafka key: events with one key are consumed in order. */
+  readonly messageKey: string;
+  readonly payload: unknown;
+}
+
+/** Writes an event into the outbox as part of the surrounding transaction; returns its outbox id. */
+export type EnqueueEvent = (event: NewEvent) => Promise<OutboxId>;
+
+/** An idempotency key: the outbox row a request's `event_id` produced, and its dedupe key. */
+export interface RequestKey {
+  readonly eventId: string;
+  readonly outboxId: OutboxId;
+  readonly dedupeKey: string;
+}
+
+export interface RequestKeys {
+  find(eventId: string): Promise<RequestKey | undefined>;
+  /** Rejects when the event id is already taken (a concurrent request won). */
+  add(key: RequestKey, now: Date): Promise<void>;
+}
+
+/** Runs `work` in one transaction: the event and its key commit together or not at all. */
+export type InRequestTransaction = <T>(
+  work: (tx: { readonly enqueue: EnqueueEvent; readonly keys: RequestKeys }) => Promise<T>,
+) => Promise<T>;

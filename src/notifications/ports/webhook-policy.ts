@@ -1,0 +1,16 @@
+/**
+ * Which webhook URLs a channel may hold, what kind each is, and how one is shown. The domain decides when
+ * to ask; the rules are the provider's (src/channels/feishu/webhook-url.ts).
+ */
+export type WebhookKind = "flow_trigger" | "group_bot";
+
+export type ParsedWebhook =
+  | { readonly ok: true; readonly kind: WebhookKind; readonly url: string }
+  | { readonly ok: false; readonly reason: string };
+
+export interface WebhookPolicy {
+  /** Checks a URL and tells its kind; `url` is the normalised form to store. */
+  parse(raw: string): ParsedWebhook;
+  /** The URL as logs and API responses may show it (its key masked). */
+  mask(raw: string): string;
+}

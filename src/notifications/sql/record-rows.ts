@@ -1,0 +1,74 @@
+import type { Kysely } from "kysely";
+import type { DbTraits } from "../../db/db-traits.ts";
+import type { Database } from "../../db/schema.ts";
+import type { NotificationRecord } from "../record.ts";
+import { DEFAULT_MAX_ATTEMPTS } from "../record-state.ts";
+
+/** The SQL adapter of the records table: one file per caller (intake, claims, scans, queries), sharing this. */
+export interface RecordsTable {
+  readonly db: Kysely<Database>;
+  readonly traits: DbTraits;
+}
+
+export const recordColumns = [
+  "id",
+  "user_id",
+  "trigger_id",
+  "preview_id",
+  "trigger_type",
+  "target_type",
+  "target_id",
+  "dedupe_key",
+  "target_url",
+  "summary_text",
+  "fallback_text",
+  "fallback_used",
+  "status",
+  "attempt_count",
+  "max_attempts",
+  "next_retry_at",
+  "lease_until",
+  "last_error_code",
+  "last_error",
+  "provider_message_id",
+  "sent_at",
+  "trace_id",
+  "created_at",
+  "updated_at",
+] as const;
+
+/** Records with every column the domain reads. */
+export const selectRecords = ({ db }: RecordsTable) =>
+  db.selectFrom("notification_records").select(recordColumns);
+
+type RecordRow = Awaited<ReturnType<ReturnType<typeof selectRecords>["executeTakeFirstOrThrow"]>>;
+
+export function toRecord({ traits }: RecordsTable, row: RecordRow): NotificationRecord {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    triggerId: row.trigger_id,
+    previewId: row.preview_id,
+    triggerType: row.trigger_type,
+    targetType: row.target_type,
+    targetId: row.target_id,
+    dedupeKey: row.dedupe_key,
+    targetUrl: row.target_url,
+    summaryText: row.summary_text ?? "",
+    fallbackText: row.fallback_text ?? "",
+    // A BOOLEAN column reads as 0/1 on both databases.
+    fallbackUsed: Boolean(Number(row.fallback_used)),
+    status: row.status,
+    attemptCount: row.attempt_count,
+    maxAttempts: row.max_attempts > 0 ? row.max_attempts : DEFAULT_MAX_ATTEMPTS,
+    nextRetryAt: traits.readTime(row.next_retry_at),
+    leaseUntil: traits.readTime(row.lease_until),
+    lastErrorCode: row.last_error_code,
+    lastError: row.last_error,
+    providerMessageId: row.provider_message_id,
+    sentAt: traits.readTime(row.sent_at),
+    traceId: row.trace_id ?? "",
+    createdAt: traits.readTime(row.created_at),
+    updatedAt: traits.readTime(row.updated_at),
+  };
+}

@@ -1,0 +1,172 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { createEventHub } from "../../src/lib/event-hub.ts";
+import { silentLogger } from "../../src/lib/logger.ts";
+import { createRateLimiter } from "../../src/lib/rate-limiter.ts";
+import type { Channel } from "../../src/notifications/channel.ts";
+import { createDeliveryDispatcher } from "../../src/notifications/delivery-dispatcher.ts";
+import type { DeliveryEvents } from "../../src/notifications/delivery-events.ts";
+import type { DeliveryProvider } from "../../src/notifications/ports/delivery-provider.ts";
+import type { RecordClaims } from "../../src/notifications/ports/record-store.ts";
+import type { AttemptResult, NotificationRecord } from "../../src/notifications/record.ts";
+import { createManualClock } from "../support/manual-clock.ts";
+import { aRecord } from "../support/records.ts";
+
+/** The dispatcher over in-memory ports: the claim rules are the SQL store's, kept to what these tests need. */
+function fakeRecords(initial: readonly NotificationRecord[]) {
+  const rows = new Map(initial.map((r) => [r.id, { record: r, token: "" }]));
+  const written: AttemptResult[] = [];
+  const claims: RecordClaims = {
+    async claim(ids, _now, leaseUntil, token) {
+      const won: NotificationRecord[] = [];
+      for (const id of ids) {
+        const row = rows.get(id);
+        if (row?.record.status !== "pending") continue;
+        row.record = {
+          ...row.record,
+          status: "sending",
+          attemptCount: row.record.attemptCount + 1,
+          leaseUntil,
+        };
+        row.token = token;
+        won.push(row.record);
+      }
+      return won;
+    },
+    async recordResults(results) {
+      const ok = new Set<number>();
+      for (const result of results) {
+        const row = rows.get(result.id);
+        if (row?.record.status !== "sending" || row.token !== result.claimToken) continue;
+        row.record = { ...row.record, status: result.status };
+        written.push(result);
+        ok.add(result.id);
+      }
+      return ok;
+    },
+  };
+  /** Another instance takes the record over (its lease expired): our claim is lost. */
+  const reclaim = (id: number) => {
+    const row = rows.get(id);
+    if (row) row.token = "someone-else";
+  };
+  return { claims, written, reclaim, get: (id: number) => rows.get(id)?.record };
+}
+
+const channel = (userId: number): Channel => ({
+  userId,
+  enabled: true,
+  webhookUrl: `https://open.feishu.cn/open-apis/bot/v2/hook/key${userId}abcd`,
+  authType: "none",
+  bearerToken: "",
+  webhookKind: "group_bot",
+  signingSecret: "",
+  lastTestStatus: "",
+  lastTestError: "",
+  lastTestAt: null,
+});
+
+function dispatcherWith(records: ReturnType<typeof fakeRecords>, provider: DeliveryProvider) {
+  const events = createEventHub<DeliveryEvents>();
+  const results: DeliveryEvents["delivery:result"][] = [];
+  const waiters = new Set<() => void>();
+  events.on("delivery:result", (result) => {
+    results.push(result);
+    for (const wake of waiters) wake();
+  });
+  const dispatcher = createDeliveryDispatcher({
+    records: records.claims,
+    channels: { getMany: async (ids) => new Map(ids.map((id) => [id, channel(id)])) },
+    provider,
+    limiter: createRateLimiter([{ limit: 100, windowMs: 1_000 }]),
+    clock: createManualClock(new Date("2026-03-02T10:00:00Z")),
+    logger: silentLogger,
+    events,
+    options: { concurrency: 4, claimBatch: 4, leaseMs: 60_000, retryDelayMs: () => 300_000 },
+  });
+  const stop = new AbortController();
+  const running = dispatcher.run(stop.signal);
+  const resultCount = (n: number) =>
+    new Promise<void>((resolve) => {
+      const check = () => {
+        if (results.length < n) return;
+        waiters.delete(check);
+        resolve();
+      };
+      waiters.add(check);
+      check();
+    });
+  return {
+    dispatcher,
+    results,
+    resultCount,
+    stop() {
+      stop.abort();
+      return running;
+    },
+  };
+}
+
+test("a provider that throws counts as a network error: the record fails and is retried later", async () => {
+  const records = fakeRecords([aRecord({ id: 1, userId: 7 })]);
+  const throwing: DeliveryProvider = {
+    send: async () => {
+      throw new Error("socket hang up");
+    },
+  };
+  const { dispatcher, results, resultCount, stop } = dispatcherWith(records, throwing);
+  dispatcher.submit([{ recordId: 1, userId: 7 }]);
+  await resultCount(1);
+  await stop();
+  assert.deepEqual(
+    results.map(({ status, outcome, errorCode, written }) => ({ status, outcome, errorCode, written })),
+    [{ status: "failed", outcome: "temporary_fail", errorCode: "network_error", written: true }],
+  );
+  assert.equal(records.written[0]?.lastError, "socket hang up");
+  assert.equal(records.written[0]?.nextRetryAt?.toISOString(), "2026-03-02T10:05:00.000Z");
+});
+
+test("a result whose claim was lost meanwhile is not written, and the record can be submitted again", async () => {
+  const records = fakeRecords([aRecord({ id: 1, userId: 7 }), aRecord({ id: 2, userId: 8 })]);
+  const provider: DeliveryProvider = {
+    async send(_destination, request) {
+      if (request.notificationId === 1) records.reclaim(1);
+      return { outcome: "success", requestPayload: null, responsePayload: null };
+    },
+  };
+  const { dispatcher, results, resultCount, stop } = dispatcherWith(records, provider);
+  dispatcher.submit([
+    { recordId: 1, userId: 7 },
+    { recordId: 2, userId: 8 },
+  ]);
+  await resultCount(2);
+  const byRecord = new Map(results.map((r) => [r.recordId, r.written]));
+  assert.deepEqual([byRecord.get(1), byRecord.get(2)], [false, true]);
+  assert.equal(records.get(1)?.status, "sending", "the other sender's claim stands");
+  assert.equal(records.get(2)?.status, "sent");
+  assert.equal(dispatcher.backlog(), 0, "both attempts ended");
+  await stop();
+});
+
+test("a record another claim already holds is not sent", async () => {
+  const records = fakeRecords([
+    aRecord({ id: 1, userId: 7, status: "sending" }),
+    aRecord({ id: 2, userId: 7 }),
+  ]);
+  const sent: number[] = [];
+  const provider: DeliveryProvider = {
+    async send(_destination, request) {
+      sent.push(request.notificationId);
+      return { outcome: "success", requestPayload: null, responsePayload: null };
+    },
+  };
+  const { dispatcher, resultCount, stop } = dispatcherWith(records, provider);
+  dispatcher.submit([
+    { recordId: 1, userId: 7 },
+    { recordId: 2, userId: 7 },
+  ]);
+  await resultCount(1);
+  await stop();
+  assert.deepEqual(sent, [2]);
+  assert.equal(dispatcher.backlog(), 0, "the lost claim is forgotten, not kept queued");
+});
