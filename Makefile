@@ -58,8 +58,8 @@ format: $(STAMP) ## Format the code with Biome
 	npx biome check --write .
 
 .PHONY: build
-build: $(STAMP) ## Compile to dist/
-	npx tsc -p tsconfig.json
+build: $(STAMP) ## Compile src/ to dist/ (what the image runs: node dist/main.js)
+	npx tsc -p tsconfig.build.json
 
 .PHONY: kafka-fetch
 kafka-fetch: ## Download the Kafka broker jars into .cache/kafka (Maven Central)

@@ -1,0 +1,77 @@
+import assert from "node:assert/strict";
+import { execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { promisify } from "node:util";
+
+const root = new URL("../../", import.meta.url).pathname;
+
+/** The image's command, read from the Dockerfile itself, so this test runs what the image runs. */
+async function imageCommand(): Promise<string[]> {
+  const dockerfile = await readFile(join(root, "Dockerfile"), "utf8");
+  const cmd = [...dockerfile.matchAll(/^CMD\s+(\[.*\])\s*$/gm)].at(-1)?.[1];
+  assert.ok(cmd, "the Dockerfile has an exec-form CMD");
+  return JSON.parse(cmd) as string[];
+}
+
+test("dist/main.js, built as the image builds it, starts as the image starts it, serves, and stops cleanly", async () => {
+  await promisify(execFile)("npx", ["tsc", "-p", "tsconfig.build.json"], { cwd: root });
+  const [command, ...args] = await imageCommand();
+  assert.equal(command, "node");
+  assert.ok(args.includes("dist/main.js"), `the image runs dist/main.js: ${args.join(" ")}`);
+
+  const dir = await mkdtemp(join(tmpdir(), "sfn-dist-"));
+  const child = spawn(process.execPath, args, {
+    cwd: root,
+    env: {
+      PATH: process.env.PATH ?? "",
+      NODE_ENV: "production",
+      LOG_LEVEL: "info",
+      GRPC_ADDR: "127.0.0.1:0",
+      DATABASE_URL: `sqlite:${join(dir, "db.sqlite")}`,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  try {
+    const logs: Record<string, unknown>[] = [];
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    const started = new Promise<number>((resolve, reject) => {
+      child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+        for (const line of chunk.split("\n").filter(Boolean)) {
+          const entry = JSON.parse(line) as Record<string, unknown>;
+          logs.push(entry);
+          if (entry.msg === "api listening") resolve(Number(String(entry.address).split(":").at(-1)));
+        }
+      });
+      child.once("exit", (code) => reject(new Error(`exited with ${code} before listening: ${stderr}`)));
+    });
+    const port = await started;
+
+    // A Connect call over HTTP/1.1: the health service answers from the compiled code.
+    const response = await fetch(`http://127.0.0.1:${port}/grpc.health.v1.Health/Check`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    assert.equal(response.status, 200);
+    assert.deepEqual(await response.json(), { status: "SERVING" });
+
+    child.kill("SIGTERM");
+    const [code] = (await once(child, "exit")) as [number | null];
+    assert.equal(code, 0, stderr);
+    assert.ok(
+      logs.some((entry) => entry.msg === "shutdown complete"),
+      "the staged shutdown ran to its end",
+    );
+    assert.equal(stderr, "", "nothing outside the JSON log");
+  } finally {
+    if (child.exitCode === null) child.kill("SIGKILL");
+    await rm(dir, { recursive: true, force: true });
+  }
+});
