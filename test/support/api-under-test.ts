@@ -1,0 +1,68 @@
+/**
+ * This service's API with chosen `ApiServerOptions` (connection limits, timeouts) over the app's real
+ * handlers and database (SQLite + in-process bus): the app is started as usual, and a second API server is
+ * built from the same parts, so options that are not (yet) config keys can be tested.
+ */
+
+import { type ApiServerOptions, createApiServer } from "../../src/api/api-server.ts";
+import { notificationBinding } from "../../src/api/notification-handlers.ts";
+import { opsBinding } from "../../src/api/ops-handlers.ts";
+import type { App } from "../../src/app.ts";
+import { createLogger, type Logger } from "../../src/lib/logger.ts";
+import { createNotificationRequests } from "../../src/notifications/notification-requests.ts";
+import { createTestEnv, startApp } from "./harness.ts";
+
+export interface ApiUnderTest {
+  readonly app: App;
+  readonly port: number;
+  readonly api: ReturnType<typeof createApiServer>;
+  close(graceMs?: number): Promise<void>;
+}
+
+export async function startApiUnderTest(
+  options: Partial<ApiServerOptions> = {},
+  extra: { env?: Record<string, string>; logger?: Logger } = {},
+): Promise<ApiUnderTest> {
+  const testEnv = await createTestEnv("sqlite+memory", extra.env ?? {});
+  const app = await startApp(testEnv);
+  const clock = { now: () => new Date() };
+  const bindings = [
+    notificationBinding(app.channelService, false),
+    opsBinding({
+      records: app.records,
+      outbox: app.outbox,
+      requests: createNotificationRequests({
+        db: app.db.kysely,
+        traits: app.db.traits,
+        enqueuer: app.enqueuer,
+        now: () => clock.now(),
+      }),
+      dispatcher: app.dispatcher,
+      wakeRelay: () => undefined,
+      clock,
+    }),
+  ];
+  const api = createApiServer({
+    options: {
+      host: "127.0.0.1",
+      port: 0,
+      rpcTimeoutMs: 6_000,
+      maxMessageBytes: 4 * 1024 * 1024,
+      ...options,
+    },
+    bindings,
+    health: app.health,
+    logger: extra.logger ?? createLogger(process.env.TEST_LOG_LEVEL === "debug" ? "debug" : "silent"),
+  });
+  const port = await api.listen();
+  return {
+    app,
+    port,
+    api,
+    async close(graceMs = 1_000) {
+      await api.close(graceMs);
+      await app.stop();
+      await testEnv.dispose();
+    },
+  };
+}
