@@ -68,7 +68,9 @@ function safeValue(value: unknown): unknown {
   if (value === null || ["string", "number", "boolean"].includes(typeof value)) return value;
   if (typeof value === "bigint") return value.toString();
   try {
-    return JSON.parse(JSON.stringify(value)) as unknown;
+    return JSON.parse(
+      JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)),
+    ) as unknown;
   } catch {
     return String(value);
   }
