@@ -38,19 +38,20 @@ export function h2Session(port: number): ClientHttp2Session {
 
 export function h2Request(session: ClientHttp2Session, request: H2Request): Promise<H2Outcome> {
   return new Promise((resolve) => {
-    const stream: ClientHttp2Stream = session.request(
-      {
+    // A header given as "" is left out (e.g. no content-type).
+    const requestHeaders = Object.fromEntries(
+      Object.entries({
         ":method": request.method ?? "POST",
         ":path": request.path,
         "content-type": "application/grpc",
         te: "trailers",
         ...request.headers,
-      },
-      { endStream: false },
+      }).filter(([, value]) => value !== ""),
     );
+    const stream: ClientHttp2Stream = session.request(requestHeaders, { endStream: false });
     stream.on("error", () => undefined);
     const chunks: Buffer[] = [];
-    let headers: Record<string, unknown> | undefined;
+    let response: Record<string, unknown> | undefined;
     let trailers: Record<string, unknown> | undefined;
     let settled = false;
     const settle = (outcome: H2Outcome) => {
@@ -67,16 +68,16 @@ export function h2Request(session: ClientHttp2Session, request: H2Request): Prom
       : undefined;
     const finish = () => {
       const body = Buffer.concat(chunks);
-      if (!headers) {
+      if (!response) {
         settle({ summary: `reset ${stream.rstCode ?? "?"}`, body });
         return;
       }
-      const httpStatus = Number(headers[":status"]);
-      const inHeaders = headers["grpc-status"] !== undefined;
-      const source = inHeaders ? headers : trailers;
+      const httpStatus = Number(response[":status"]);
+      const inHeaders = response["grpc-status"] !== undefined;
+      const source = inHeaders ? response : trailers;
       if (source?.["grpc-status"] === undefined) {
         const summary = httpStatus === 200 ? `reset ${stream.rstCode ?? "?"}` : `http ${httpStatus}`;
-        settle({ summary, httpStatus, headers, body });
+        settle({ summary, httpStatus, headers: response, body });
         return;
       }
       const grpcStatus = Number(source["grpc-status"]);
@@ -86,14 +87,14 @@ export function h2Request(session: ClientHttp2Session, request: H2Request): Prom
         grpcStatus,
         grpcMessage: decodeURIComponent(String(source["grpc-message"] ?? "")),
         trailersOnly: inHeaders,
-        headers,
+        headers: response,
         ...(trailers ? { trailers } : {}),
         body,
       });
     };
     // A status can come while the request is still being sent (an early answer): settle on it then.
     stream.on("response", (h) => {
-      headers = { ...h };
+      response = { ...h };
       if (h["grpc-status"] !== undefined) finish();
     });
     stream.on("trailers", (t) => {
