@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { durationFromMs, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   type GetNotificationRecordRequest,
   GetNotificationRecordResponseSchema,
@@ -52,6 +52,14 @@ function positiveId(value: bigint, field: string): number {
   if (value <= 0n || value > BigInt(Number.MAX_SAFE_INTEGER))
     throw invalid(field, "must be a positive integer");
   return Number(value);
+}
+
+/** google.protobuf.Timestamp's valid range (0001-01-01 to 9999-12-31); anything else is not a time. */
+function validTimestamp(value: Timestamp, field: string): Date {
+  const inRange = value.seconds >= -62_135_596_800n && value.seconds <= 253_402_300_799n;
+  if (!inRange || value.nanos < 0 || value.nanos > 999_999_999)
+    throw invalid(field, "must be a valid timestamp");
+  return timestampDate(value);
 }
 
 function pageSize(value: number, field = "page_size"): number {
@@ -212,7 +220,7 @@ export function opsBinding(deps: {
         const r = request as RequestFeishuNotificationRequest;
         if (r.userId <= 0n || r.userId > BigInt(Number.MAX_SAFE_INTEGER))
           throw invalid("user_id", "must be a positive integer");
-        const requestedAt = r.requestedTime ? timestampDate(r.requestedTime) : clock.now();
+        const requestedAt = r.requestedTime ? validTimestamp(r.requestedTime, "requested_time") : clock.now();
         const result = await stepIn(signal, () =>
           requests.request({
             eventId: r.eventId,

@@ -8,6 +8,7 @@ import { type ApiServerOptions, createApiServer } from "../../src/api/api-server
 import { notificationBinding } from "../../src/api/notification-handlers.ts";
 import { opsBinding } from "../../src/api/ops-handlers.ts";
 import type { App } from "../../src/app.ts";
+import { migrateToLatest } from "../../src/db/migrations.ts";
 import { createLogger, type Logger } from "../../src/lib/logger.ts";
 import { createNotificationRequests } from "../../src/notifications/notification-requests.ts";
 import { createTestEnv, startApp } from "./harness.ts";
@@ -21,10 +22,16 @@ export interface ApiUnderTest {
 
 export async function startApiUnderTest(
   options: Partial<ApiServerOptions> = {},
-  extra: { env?: Record<string, string>; logger?: Logger } = {},
+  extra: {
+    env?: Record<string, string>;
+    logger?: Logger;
+    /** false: the database is migrated but the relay, consumer and delivery loops never run (a still DB). */
+    loops?: boolean;
+  } = {},
 ): Promise<ApiUnderTest> {
   const testEnv = await createTestEnv("sqlite+memory", extra.env ?? {});
-  const app = await startApp(testEnv);
+  const app = await startApp(testEnv, { start: extra.loops !== false });
+  if (extra.loops === false) await migrateToLatest(app.db.kysely, app.db.traits, { outbox: app.route.table });
   const clock = { now: () => new Date() };
   const bindings = [
     notificationBinding(app.channelService, false),
