@@ -5,7 +5,7 @@ import { AppError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { abortError, RpcFailure, type RpcStatus, statusDetailsBin, toRpcStatus } from "./error-mapping.ts";
 import { type GrpcEncoding, inflate } from "./grpc-inflate.ts";
-import { createMessageReader } from "./grpc-message-reader.ts";
+import { MessageReader, type ReadMessage } from "./grpc-message-reader.ts";
 import type { BoundMethod, CallContext } from "./rpc-binding.ts";
 
 /**
@@ -88,67 +88,64 @@ export function createGrpcFastPath(deps: {
       if (!done) abort(new Error("client cancelled the call"));
     });
 
-    const reader = createMessageReader(maxMessageBytes);
-    let message: { compressed: boolean; bytes: Buffer } | undefined;
+    const reader = new MessageReader(maxMessageBytes);
     stream.on("data", (chunk: Buffer) => {
       if (done) return;
-      const result = reader.push(chunk);
-      if (result.tooLarge !== undefined) {
+      const tooLarge = reader.push(chunk);
+      if (tooLarge >= 0) {
         answer(
           failure(
             Code.ResourceExhausted,
-            `Received message larger than max (${result.tooLarge} vs ${maxMessageBytes})`,
+            `Received message larger than max (${tooLarge} vs ${maxMessageBytes})`,
           ),
         );
-        return;
-      }
-      for (const next of result.messages) {
-        if (message) {
-          answer(
-            failure(
-              Code.Unimplemented,
-              `Received a second request message for unary method ${bound.method.name}`,
-            ),
-          );
-          return;
-        }
-        message = next;
+      } else if (reader.count > 1) {
+        answer(
+          failure(
+            Code.Unimplemented,
+            `Received a second request message for unary method ${bound.method.name}`,
+          ),
+        );
       }
     });
     stream.on("end", () => {
       if (done) return;
+      const message = reader.first;
       if (!message) {
         answer(
           failure(Code.Unimplemented, `Received no request message for unary method ${bound.method.name}`),
         );
         return;
       }
-      const received = message;
-      void (async () => {
-        try {
-          const payload = await payloadOf(received, headers["grpc-encoding"]);
-          if (done) return;
-          const request = decode(bound, payload);
-          const response = await deps.invoke(bound, request, {
-            signal: controller.signal,
-            requestHeader: header,
-          });
-          answer(toBinary(bound.method.output, response));
-        } catch (error) {
-          answer(status(error, bound));
-        }
-      })();
+      // Uncompressed (the common case) is decoded without a turn of the event loop.
+      const call = message.compressed
+        ? inflated(message, headers["grpc-encoding"]).then((payload) => (done ? undefined : handle(payload)))
+        : handle(message.bytes);
+      call.then(
+        (response) => {
+          if (response) answer(toBinary(bound.method.output, response));
+        },
+        (error: unknown) => answer(status(error, bound)),
+      );
     });
+
+    function handle(payload: Uint8Array): Promise<Message> {
+      try {
+        return deps.invoke(bound, decode(bound, payload), {
+          signal: controller.signal,
+          requestHeader: header,
+        });
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
   }
 
-  async function payloadOf(
-    message: { compressed: boolean; bytes: Buffer },
-    encoding: string | string[] | undefined,
-  ) {
-    if (!message.compressed) return message.bytes;
+  /** A compressed message, inflated (PROTOCOL-HTTP2.md and grpc-js decide each status). */
+  async function inflated(message: ReadMessage, encoding: string | string[] | undefined): Promise<Buffer> {
     const name = typeof encoding === "string" ? encoding : "identity";
     if (name === "identity") {
-      // PROTOCOL-HTTP2.md: a compressed flag without a grpc-encoding is INTERNAL.
+      // A compressed flag without a grpc-encoding is INTERNAL.
       throw new RpcFailure(Code.Internal, "Compressed flag set without a grpc-encoding");
     }
     if (name !== "gzip" && name !== "deflate") {

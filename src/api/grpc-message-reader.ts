@@ -2,6 +2,7 @@
  * Reads gRPC length-prefixed messages (1 flag byte, 4 bytes big-endian length, the bytes) from a stream's
  * chunks as they arrive, like grpc-js's StreamDecoder: a length over the limit is reported as soon as its
  * prefix is read, before any of the body is buffered; a trailing partial frame is simply never completed.
+ * Built for unary calls: it keeps the first message and counts the others (allocation-free per chunk).
  */
 export interface ReadMessage {
   /** The flag byte is 1 (grpc-js treats any other value as uncompressed, and so does this). */
@@ -9,63 +10,63 @@ export interface ReadMessage {
   readonly bytes: Buffer;
 }
 
-export interface ReadResult {
-  readonly messages: readonly ReadMessage[];
-  /** The declared length of a message over the limit; nothing more is read after it. */
-  readonly tooLarge?: number;
-}
+export class MessageReader {
+  /** The first complete message. */
+  first: ReadMessage | undefined = undefined;
+  /** Complete messages read so far. */
+  count = 0;
+  private prefix: Buffer | undefined = undefined;
+  private body: Buffer[] = [];
+  private bodyLength = -1;
+  private bodyReceived = 0;
+  private flag = 0;
+  private failed = false;
 
-const NONE: readonly ReadMessage[] = [];
+  constructor(private readonly maxMessageBytes: number) {}
 
-export function createMessageReader(maxMessageBytes: number) {
-  let prefix = Buffer.alloc(0);
-  let body: Buffer[] = [];
-  let bodyLength = -1;
-  let bodyReceived = 0;
-  let flag = 0;
-  let failed = false;
-
-  function push(chunk: Buffer): ReadResult {
-    if (failed) return { messages: NONE };
-    let messages: ReadMessage[] | undefined;
+  /** Reads a chunk; returns the declared length of a message over the limit (nothing more is read), else -1. */
+  push(chunk: Buffer): number {
+    if (this.failed) return -1;
     let offset = 0;
     while (offset < chunk.length) {
-      if (bodyLength < 0) {
-        // The common case, a whole frame in one chunk, reads without copying.
-        if (prefix.length === 0 && chunk.length - offset >= 5) {
-          flag = chunk[offset] as number;
-          bodyLength = chunk.readUInt32BE(offset + 1);
+      if (this.bodyLength < 0) {
+        // The common case, a whole prefix in one chunk, reads without copying.
+        if (this.prefix === undefined && chunk.length - offset >= 5) {
+          this.flag = chunk[offset] as number;
+          this.bodyLength = chunk.readUInt32BE(offset + 1);
           offset += 5;
         } else {
-          const take = Math.min(5 - prefix.length, chunk.length - offset);
-          prefix = Buffer.concat([prefix, chunk.subarray(offset, offset + take)]);
+          const have = this.prefix?.length ?? 0;
+          const take = Math.min(5 - have, chunk.length - offset);
+          const part = chunk.subarray(offset, offset + take);
+          this.prefix = this.prefix ? Buffer.concat([this.prefix, part]) : Buffer.from(part);
           offset += take;
-          if (prefix.length < 5) break;
-          flag = prefix[0] as number;
-          bodyLength = prefix.readUInt32BE(1);
-          prefix = Buffer.alloc(0);
+          if (this.prefix.length < 5) break;
+          this.flag = this.prefix[0] as number;
+          this.bodyLength = this.prefix.readUInt32BE(1);
+          this.prefix = undefined;
         }
-        if (bodyLength > maxMessageBytes) {
-          failed = true;
-          return { messages: messages ?? NONE, tooLarge: bodyLength };
+        if (this.bodyLength > this.maxMessageBytes) {
+          this.failed = true;
+          return this.bodyLength;
         }
-        body = [];
-        bodyReceived = 0;
+        this.bodyReceived = 0;
       }
-      const take = Math.min(bodyLength - bodyReceived, chunk.length - offset);
-      if (take > 0) body.push(chunk.subarray(offset, offset + take));
-      bodyReceived += take;
+      const take = Math.min(this.bodyLength - this.bodyReceived, chunk.length - offset);
+      if (take > 0) this.body.push(chunk.subarray(offset, offset + take));
+      this.bodyReceived += take;
       offset += take;
-      if (bodyReceived === bodyLength) {
-        const bytes = body.length === 1 ? (body[0] as Buffer) : Buffer.concat(body, bodyLength);
-        if (!messages) messages = [];
-        messages.push({ compressed: flag === 1, bytes });
-        bodyLength = -1;
-        body = [];
-      }
+      if (this.bodyReceived === this.bodyLength) this.complete();
     }
-    return { messages: messages ?? NONE };
+    return -1;
   }
 
-  return { push };
+  private complete() {
+    const bytes =
+      this.body.length === 1 ? (this.body[0] as Buffer) : Buffer.concat(this.body, this.bodyLength);
+    if (this.count === 0) this.first = { compressed: this.flag === 1, bytes };
+    this.count++;
+    this.bodyLength = -1;
+    this.body = [];
+  }
 }
