@@ -272,9 +272,11 @@ export function createApiServer(deps: {
       socket.on("data", onData);
     });
   }
-  listener.on("tlsClientError", (error: Error) =>
-    logger.debug("tls handshake failed", { error: error.message }),
-  );
+  // A failed or timed-out TLS handshake: with a listener here, node leaves the socket open; close it.
+  listener.on("tlsClientError", (error: Error, socket: Socket) => {
+    logger.debug("tls handshake failed", { error: error.message });
+    socket.destroy();
+  });
 
   return {
     async listen(): Promise<number> {

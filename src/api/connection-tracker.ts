@@ -10,7 +10,8 @@ export interface ConnectionLimits {
 }
 
 const kHandshake = Symbol("handshake deadline");
-type Tracked = Socket & { [kHandshake]?: NodeJS.Timeout };
+const kSession = Symbol("http2 session");
+type Tracked = Socket & { [kHandshake]?: NodeJS.Timeout; [kSession]?: Http2Session };
 
 /**
  * Every connection the API accepted, from its first byte to its close, whoever owns it at the moment: the
@@ -32,6 +33,9 @@ export function createConnectionTracker(limits: ConnectionLimits, logger: Logger
     sockets.add(socket);
     const timer = setTimeout(() => {
       logger.debug("api connection closed: no handshake in time", { timeoutMs: limits.handshakeTimeoutMs });
+      // Over TLS, an HTTP/2 session has taken the socket's stream over: destroying the socket alone leaves the
+      // connection open, so the session goes first.
+      (socket as Tracked)[kSession]?.destroy();
       socket.destroy();
     }, limits.handshakeTimeoutMs);
     timer.unref();
@@ -54,7 +58,10 @@ export function createConnectionTracker(limits: ConnectionLimits, logger: Logger
    */
   function sessionStarted(session: Http2Session) {
     sessions.add(session);
-    const handshake = (session.socket as Tracked | undefined)?.[kHandshake];
+    const socket = session.socket as Tracked | undefined;
+    // Set through node's socket proxy, which forwards to the real socket.
+    if (socket) socket[kSession] = session;
+    const handshake = socket?.[kHandshake];
     if (handshake) session.once("remoteSettings", () => clearTimeout(handshake));
     let age: NodeJS.Timeout | undefined;
     let grace: NodeJS.Timeout | undefined;

@@ -5,8 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { once } from "node:events";
+import { Agent, request as http1Request } from "node:http";
 import { connect } from "node:net";
 import { after, before, describe, test } from "node:test";
+import { connect as tlsConnect } from "node:tls";
 import { gzipSync } from "node:zlib";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { GetStatsRequestSchema } from "../../src/gen/smartflow/notification/v1/notification_ops_service_pb.ts";
@@ -117,6 +119,23 @@ describe("connections at shutdown and over time", () => {
         await once(socket, "connect");
       }
       halfPreface.write("PRI * HTTP/2.0\r\n");
+      // An HTTP/1.1 connection left idle in keep-alive after its request.
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      await new Promise<void>((resolve, reject) =>
+        http1Request(
+          {
+            port: service.port,
+            host: "127.0.0.1",
+            method: "POST",
+            path: GET,
+            agent,
+            headers: { "content-type": "application/json" },
+          },
+          (res) => res.resume().on("end", resolve),
+        )
+          .on("error", reject)
+          .end('{"userId":"42"}'),
+      );
       // A call that never finishes sending: in flight until the budget runs out.
       const busy = h2Session(service.port);
       const pending = h2Request(busy, { path: GET, body: [grpcFrame(USER_42).subarray(0, 4)], end: false });
@@ -128,6 +147,7 @@ describe("connections at shutdown and over time", () => {
       const outcome = await pending;
       assert.notEqual(outcome.summary, "grpc 0");
       busy.destroy();
+      agent.destroy();
     } finally {
       await service.close(0);
     }
@@ -145,6 +165,31 @@ describe("connections at shutdown and over time", () => {
       const session = h2Session(service.port);
       assert.equal((await h2Request(session, { path: GET, body: [grpcFrame(USER_42)] })).summary, "grpc 0");
       session.close();
+    } finally {
+      await service.close(0);
+    }
+  });
+
+  test("with TLS, a silent connection and one that never sends SETTINGS after the TLS handshake are closed", async () => {
+    const fixture = (name: string) => new URL(`../fixtures/tls/${name}`, import.meta.url).pathname;
+    const service = await startApiUnderTest({
+      handshakeTimeoutMs: 300,
+      tls: { certFile: fixture("cert.pem"), keyFile: fixture("key.pem") },
+    });
+    try {
+      const silent = connect(service.port, "127.0.0.1");
+      silent.on("error", () => undefined);
+      const secure = tlsConnect({
+        port: service.port,
+        host: "127.0.0.1",
+        ALPNProtocols: ["h2"],
+        rejectUnauthorized: false,
+      });
+      secure.on("error", () => undefined);
+      secure.resume(); // a client reads (and so sees the close)
+      await once(secure, "secureConnect");
+      assert.equal(secure.alpnProtocol, "h2");
+      await Promise.all([once(silent, "close"), once(secure, "close")]);
     } finally {
       await service.close(0);
     }
