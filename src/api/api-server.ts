@@ -246,6 +246,8 @@ export function createApiServer(deps: {
         (socket.alpnProtocol === "h2" ? http2 : http1).emit("connection", socket);
       },
     );
+    // Connections still in their TLS handshake end at its timeout, or at the end of close()'s budget.
+    listener.on("connection", (socket: Socket) => connections.acceptedTlsTransport(socket));
   } else {
     listener = createNetServer((socket: Socket) => {
       connections.accepted(socket);

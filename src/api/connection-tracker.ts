@@ -26,7 +26,15 @@ type Tracked = Socket & { [kHandshake]?: NodeJS.Timeout; [kSession]?: Http2Sessi
 export function createConnectionTracker(limits: ConnectionLimits, logger: Logger) {
   const sockets = new Set<Socket>();
   const sessions = new Set<Http2Session>();
+  /** TCP connections under TLS: their TLS socket is tracked once the handshake is done; these only to end. */
+  const tlsTransports = new Set<Socket>();
   let onEmpty: (() => void) | undefined;
+
+  /** A TCP connection of the TLS listener: nothing to wait for, but destroyed with the rest at shutdown. */
+  function acceptedTlsTransport(socket: Socket) {
+    tlsTransports.add(socket);
+    socket.once("close", () => tlsTransports.delete(socket));
+  }
 
   /** A newly accepted connection: tracked until it closes; the handshake clock starts now. */
   function accepted(socket: Socket) {
@@ -107,6 +115,7 @@ export function createConnectionTracker(limits: ConnectionLimits, logger: Logger
     for (const session of sessions) session.destroy();
     destroyRest();
     for (const socket of sockets) socket.destroy();
+    for (const socket of tlsTransports) socket.destroy();
   }
 
   /** Owned by a server: handed over (HTTP/1.1 or HTTP/2). A sniffed socket is marked when handed over. */
@@ -114,7 +123,7 @@ export function createConnectionTracker(limits: ConnectionLimits, logger: Logger
   const isOwned = (socket: Socket) => owned.has(socket);
   const handedOver = (socket: Socket) => owned.add(socket);
 
-  return { accepted, handshakeDone, handedOver, sessionStarted, closeAll, sockets, sessions };
+  return { accepted, acceptedTlsTransport, handshakeDone, handedOver, sessionStarted, closeAll };
 }
 
 /** Two-step GOAWAY as grpc-js and grpc-go: "no new streams" first, then the real last stream id on close. */
