@@ -29,6 +29,9 @@ export function createConnectionTracker(limits: ConnectionLimits, logger: Logger
   /** TCP connections under TLS: their TLS socket is tracked once the handshake is done; these only to end. */
   const tlsTransports = new Set<Socket>();
   let onEmpty: (() => void) | undefined;
+  /** Connections owned by a server (HTTP/1.1 or HTTP/2), no longer being sniffed. */
+  const owned = new WeakSet<Socket>();
+  const handedOver = (socket: Socket) => owned.add(socket);
 
   /** A TCP connection of the TLS listener: nothing to wait for, but destroyed with the rest at shutdown. */
   function acceptedTlsTransport(socket: Socket) {
@@ -97,9 +100,7 @@ export function createConnectionTracker(limits: ConnectionLimits, logger: Logger
    * this never waits beyond the budget.
    */
   async function closeAll(budgetMs: number, closeIdle: () => void, destroyRest: () => void) {
-    for (const socket of sockets) {
-      if ((socket as Tracked)[kHandshake] && !isOwned(socket)) socket.destroy();
-    }
+    for (const socket of sockets) if (!owned.has(socket)) socket.destroy();
     for (const session of sessions) goAway(session);
     closeIdle();
     if (sockets.size > 0) {
@@ -117,11 +118,6 @@ export function createConnectionTracker(limits: ConnectionLimits, logger: Logger
     for (const socket of sockets) socket.destroy();
     for (const socket of tlsTransports) socket.destroy();
   }
-
-  /** Owned by a server: handed over (HTTP/1.1 or HTTP/2). A sniffed socket is marked when handed over. */
-  const owned = new WeakSet<Socket>();
-  const isOwned = (socket: Socket) => owned.has(socket);
-  const handedOver = (socket: Socket) => owned.add(socket);
 
   return { accepted, acceptedTlsTransport, handshakeDone, handedOver, sessionStarted, closeAll };
 }
