@@ -14,7 +14,15 @@ import { after, before, describe, test } from "node:test";
 import { deflateSync, gzipSync } from "node:zlib";
 import { type ApiUnderTest, startApiUnderTest } from "../support/api-under-test.ts";
 import { startReferenceServer } from "../support/grpc-reference.ts";
-import { dataFrame, grpcFrame, headersFrame, rawConnection } from "../support/h2-raw.ts";
+import {
+  dataFrame,
+  FrameType,
+  frame,
+  grpcFrame,
+  headersFrame,
+  rawConnection,
+  rstStreamFrame,
+} from "../support/h2-raw.ts";
 import { type H2Request, h2Request, h2Session } from "../support/h2-request.ts";
 
 const GET = "/smartflow.notification.Notification/GetFeishuWebhook";
@@ -80,6 +88,20 @@ async function watchRaw(port: number, send: Buffer | undefined): Promise<string>
   if (!closed) return "open";
   const status = /^HTTP\/1\.1 (\d{3})/.exec(received)?.[1];
   return status ? `http ${status}, closed` : "closed";
+}
+
+/** Hand-built frames after a proper handshake: what the server answers (GOAWAY code), or `open`. */
+async function rawFrames(port: number, frames: Buffer): Promise<string> {
+  const connection = await rawConnection(port);
+  await connection.handshake();
+  await connection.until((received) => received.some((f) => f.type === FrameType.SETTINGS));
+  await connection.write(frames);
+  await connection
+    .until((_, closed) => closed || connection.goaway() !== undefined, WATCH_MS)
+    .catch(() => undefined);
+  const goaway = connection.goaway();
+  connection.close();
+  return goaway ? `GOAWAY ${goaway.code}` : "open";
 }
 
 /** Opens `count` streams at once on one raw connection, each a whole call; counts answers and refusals. */
@@ -319,6 +341,36 @@ const rows: Row[] = [
     name: "grpc-timeout: 10S (valid)",
     run: (t) =>
       call(t, get([grpcFrame(USER_42)], { headers: { "grpc-timeout": "10S" } })).then((o) => o.summary),
+  },
+  {
+    name: "malformed HTTP/2: a DATA frame on stream 0",
+    run: (t) => rawFrames(t.port, dataFrame(0, Buffer.from("x"))),
+  },
+  {
+    name: "malformed HTTP/2: a HEADERS block with a bad HPACK index",
+    run: (t) =>
+      rawFrames(t.port, frame(FrameType.HEADERS, 0x5, 1, Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f]))),
+  },
+  {
+    name: "malformed HTTP/2: a frame over the 16 KiB max frame size",
+    run: (t) =>
+      rawFrames(
+        t.port,
+        Buffer.concat([
+          headersFrame(1, [
+            [":method", "POST"],
+            [":scheme", "http"],
+            [":path", GET],
+            [":authority", "localhost"],
+            ["content-type", "application/grpc"],
+          ]),
+          dataFrame(1, Buffer.alloc(20_000)),
+        ]),
+      ),
+  },
+  {
+    name: "RST_STREAM on an idle stream",
+    run: (t) => rawFrames(t.port, rstStreamFrame(99, 2)),
   },
   {
     name: `a silent peer (TCP open, nothing sent), watched ${WATCH_MS} ms`,
