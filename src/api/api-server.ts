@@ -1,5 +1,4 @@
 import { setMaxListeners } from "node:events";
-import { readFileSync } from "node:fs";
 import { createServer as createHttp1Server, type IncomingMessage, type ServerResponse } from "node:http";
 import {
   createServer as createHttp2Server,
@@ -9,8 +8,6 @@ import {
   type IncomingHttpHeaders,
   type ServerHttp2Stream,
 } from "node:http2";
-import { createServer as createNetServer, type Server, type Socket } from "node:net";
-import { createServer as createTlsServer } from "node:tls";
 import { createRegistry, type Message } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -18,6 +15,7 @@ import { Health } from "../gen/grpc/health/v1/health_pb.ts";
 import * as reflectionV1 from "../gen/grpc/reflection/v1/reflection_pb.ts";
 import * as reflectionV1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb.ts";
 import type { Logger } from "../lib/logger.ts";
+import { createListener } from "./api-listener.ts";
 import { createConnectionTracker } from "./connection-tracker.ts";
 import { raceSignal, toConnectError, toRpcStatus } from "./error-mapping.ts";
 import { createGrpcFastPath } from "./grpc-fast-path.ts";
@@ -73,14 +71,13 @@ export const API_SERVER_DEFAULTS = {
   maxConnectionAgeGraceMs: 30_000,
 } as const;
 
-const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-
 /**
  * One port for every protocol. A plain-text connection is routed by its first bytes: the HTTP/2 preface
  * (gRPC from the gateway, grpcurl, `buf curl`) goes to an HTTP/2 server, anything else to an HTTP/1.1 server
- * (Connect and gRPC-Web from browsers and curl). With TLS, ALPN decides. On HTTP/2 each stream is routed on
- * its own: unary `application/grpc` calls take the fast path; streaming calls (health Watch, reflection),
- * Connect and gRPC-Web over HTTP/2 go to connect-node. The same handlers serve both paths.
+ * (Connect and gRPC-Web from browsers and curl). With TLS, ALPN decides (`api-listener.ts`). On HTTP/2 each
+ * stream is routed on its own: `application/grpc` calls take the fast path (known method or not); the
+ * streaming methods (health Watch, reflection), Connect and gRPC-Web over HTTP/2 go to connect-node. The same
+ * handlers serve both paths. Every connection is tracked and bounded (`connection-tracker.ts`).
  */
 export function createApiServer(deps: {
   readonly options: ApiServerOptions;
@@ -225,59 +222,13 @@ export function createApiServer(deps: {
   // closeAllConnections) on its 'listening' event. This server never listens itself (connections are
   // handed to it), so that is started here.
   http1.emit("listening");
-  let listener: Server;
-  if (options.tls) {
-    // ALPN decides: "h2" goes to the HTTP/2 server (and its per-stream routing), anything else to HTTP/1.1.
-    // The TLS handshake has its own timeout; the HTTP/2 handshake (client SETTINGS) starts after it.
-    listener = createTlsServer(
-      {
-        cert: readFileSync(options.tls.certFile),
-        key: readFileSync(options.tls.keyFile),
-        ALPNProtocols: ["h2", "http/1.1"],
-        handshakeTimeout: options.handshakeTimeoutMs,
-        ...(options.tls.clientCaFile
-          ? { ca: readFileSync(options.tls.clientCaFile), requestCert: true, rejectUnauthorized: true }
-          : {}),
-      },
-      (socket) => {
-        connections.accepted(socket);
-        connections.handedOver(socket);
-        if (socket.alpnProtocol !== "h2") connections.handshakeDone(socket);
-        (socket.alpnProtocol === "h2" ? http2 : http1).emit("connection", socket);
-      },
-    );
-    // Connections still in their TLS handshake end at its timeout, or at the end of close()'s budget.
-    listener.on("connection", (socket: Socket) => connections.acceptedTlsTransport(socket));
-  } else {
-    listener = createNetServer((socket: Socket) => {
-      connections.accepted(socket);
-      socket.on("error", (error) => logger.debug("api connection error", { error }));
-      // Read until the first bytes tell HTTP/2's preface from an HTTP/1.1 request line, then hand the
-      // socket (with those bytes put back) to the right server.
-      let seen = Buffer.alloc(0);
-      const onData = (chunk: Buffer) => {
-        seen = Buffer.concat([seen, chunk]);
-        const n = Math.min(seen.length, H2_PREFACE.length);
-        const isH2 = seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
-        if (isH2 && n < H2_PREFACE.length) return;
-        socket.off("data", onData);
-        socket.pause();
-        socket.unshift(seen);
-        connections.handedOver(socket);
-        // HTTP/1.1: node's header timeout takes over. HTTP/2: the handshake ends with the client's SETTINGS.
-        if (!isH2) connections.handshakeDone(socket);
-        // Leave the socket paused: each server reads the bytes put back itself (node's HTTP/2 session
-        // feeds buffered data to its native parser on the next tick; resuming would drop them).
-        (isH2 ? http2 : http1).emit("connection", socket);
-        if (!isH2) socket.resume();
-      };
-      socket.on("data", onData);
-    });
-  }
-  // A failed or timed-out TLS handshake: with a listener here, node leaves the socket open; close it.
-  listener.on("tlsClientError", (error: Error, socket: Socket) => {
-    logger.debug("tls handshake failed", { error: error.message });
-    socket.destroy();
+  const listener = createListener({
+    ...(options.tls ? { tls: options.tls } : {}),
+    handshakeTimeoutMs: options.handshakeTimeoutMs,
+    connections,
+    http1,
+    http2,
+    logger,
   });
 
   return {
