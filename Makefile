@@ -25,6 +25,10 @@ run: $(STAMP) ## Run the service on its embedded default (SQLite + in-process bu
 test: $(STAMP) check ## Lint, typecheck, check generated code, then run the whole suite on MariaDB + Kafka
 	scripts/test.sh
 
+.PHONY: fuzz-rpc
+fuzz-rpc: $(STAMP) ## Property-based input tests over every RPC, 100,000 cases (FUZZ_RUNS to change)
+	FUZZ_RUNS=$${FUZZ_RUNS:-100000} node --import tsx --test --test-reporter=spec --test-timeout=0 test/integration/grpc-fuzz.test.ts
+
 .PHONY: check
 check: $(STAMP) lint typecheck gen-check ## Static checks only
 

@@ -1,5 +1,6 @@
 import type { ApiServer } from "./api/api-server.ts";
 import type { HealthState } from "./api/health.ts";
+import type { ServiceBinding } from "./api/rpc-binding.ts";
 import { type ApiArea, wireApi } from "./app/api-wiring.ts";
 import { type DeliveryArea, wireDelivery } from "./app/delivery-wiring.ts";
 import {
@@ -56,6 +57,8 @@ export interface App {
   readonly retryLoop: RetryLoop;
   readonly health: HealthState;
   readonly api: ApiServer;
+  /** The services `api` serves. */
+  readonly apiBindings: readonly ServiceBinding[];
   /** The API's port once started (the configured one, or the one picked for port 0). */
   apiPort(): number;
   /** Migrates the database, starts the loops, then opens the API. */
@@ -94,6 +97,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     retryLoop: delivery.retryLoop,
     health: api.health,
     api: api.server,
+    apiBindings: api.bindings,
     apiPort: () => apiPort,
     async start() {
       apiPort = await start(run);

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { setMaxListeners } from "node:events";
 import { createServer as createHttp1Server, type IncomingMessage, type ServerResponse } from "node:http";
 import {
   createServer as createHttp2Server,
@@ -8,8 +8,6 @@ import {
   type IncomingHttpHeaders,
   type ServerHttp2Stream,
 } from "node:http2";
-import { createServer as createNetServer, type Server, type Socket } from "node:net";
-import { createServer as createTlsServer } from "node:tls";
 import { createRegistry, type Message } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -17,6 +15,8 @@ import { Health } from "../gen/grpc/health/v1/health_pb.ts";
 import * as reflectionV1 from "../gen/grpc/reflection/v1/reflection_pb.ts";
 import * as reflectionV1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb.ts";
 import type { Logger } from "../lib/logger.ts";
+import { createListener } from "./api-listener.ts";
+import { createConnectionTracker } from "./connection-tracker.ts";
 import { raceSignal, toConnectError, toRpcStatus } from "./error-mapping.ts";
 import { createGrpcFastPath } from "./grpc-fast-path.ts";
 import { type HealthState, healthBinding, healthWatch } from "./health.ts";
@@ -37,16 +37,47 @@ export interface ApiServerOptions {
   /** The server's deadline for a call; a client's shorter deadline wins. */
   readonly rpcTimeoutMs: number;
   readonly maxMessageBytes: number;
+  /**
+   * A new connection must choose its protocol (and an HTTP/2 client send its SETTINGS; with TLS, finish the
+   * TLS handshake) within this, or it is closed. Default 120 s, as grpc-go.
+   */
+  readonly handshakeTimeoutMs?: number;
+  /** HTTP/1.1: the whole request head must arrive within this (node's `headersTimeout`). Default 60 s. */
+  readonly http1HeadersTimeoutMs?: number;
+  /** HTTP/1.1: the whole request must arrive within this (node's `requestTimeout`). Default 300 s. */
+  readonly http1RequestTimeoutMs?: number;
+  /** HTTP/2: SETTINGS_MAX_CONCURRENT_STREAMS per connection; streams past it are refused. Default 100. */
+  readonly maxConcurrentStreams?: number;
+  /**
+   * HTTP/2: memory one session may hold in node's HTTP/2 layer (frames and header blocks not yet taken by
+   * the application, and unsent output), in MB; past it, new streams are refused (ENHANCE_YOUR_CALM).
+   * Default 32 (node's default is 10).
+   */
+  readonly sessionMemoryMb?: number;
+  /** HTTP/2: a connection older than this (± 10 %) gets GOAWAY so its client reconnects. 0 (default): never. */
+  readonly maxConnectionAgeMs?: number;
+  /** After that GOAWAY, streams still open get this long before the connection is destroyed. Default 30 s. */
+  readonly maxConnectionAgeGraceMs?: number;
 }
 
-const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+/** The defaults of the optional settings above. */
+export const API_SERVER_DEFAULTS = {
+  handshakeTimeoutMs: 120_000,
+  http1HeadersTimeoutMs: 60_000,
+  http1RequestTimeoutMs: 300_000,
+  maxConcurrentStreams: 100,
+  sessionMemoryMb: 32,
+  maxConnectionAgeMs: 0,
+  maxConnectionAgeGraceMs: 30_000,
+} as const;
 
 /**
  * One port for every protocol. A plain-text connection is routed by its first bytes: the HTTP/2 preface
  * (gRPC from the gateway, grpcurl, `buf curl`) goes to an HTTP/2 server, anything else to an HTTP/1.1 server
- * (Connect and gRPC-Web from browsers and curl). With TLS, ALPN decides. On HTTP/2 each stream is routed on
- * its own: unary `application/grpc` calls take the fast path; streaming calls (health Watch, reflection),
- * Connect and gRPC-Web over HTTP/2 go to connect-node. The same handlers serve both paths.
+ * (Connect and gRPC-Web from browsers and curl). With TLS, ALPN decides (`api-listener.ts`). On HTTP/2 each
+ * stream is routed on its own: `application/grpc` calls take the fast path (known method or not); the
+ * streaming methods (health Watch, reflection), Connect and gRPC-Web over HTTP/2 go to connect-node. The same
+ * handlers serve both paths. Every connection is tracked and bounded (`connection-tracker.ts`).
  */
 export function createApiServer(deps: {
   readonly options: ApiServerOptions;
@@ -54,10 +85,13 @@ export function createApiServer(deps: {
   readonly health: HealthState;
   readonly logger: Logger;
 }) {
-  const { options, bindings, health, logger } = deps;
+  const { bindings, health, logger } = deps;
+  const options = { ...API_SERVER_DEFAULTS, ...definedOnly(deps.options) };
   const allBindings = [...bindings, healthBinding(health)];
   const checkToken = createTokenCheck(options.token);
+  // connect-node links every call's signal to this one: one listener per call in flight, by design.
   const shutdown = new AbortController();
+  setMaxListeners(0, shutdown.signal);
 
   async function invoke(bound: BoundMethod, request: Message, context: CallContext): Promise<Message> {
     checkToken(bound.binding, context.requestHeader);
@@ -65,8 +99,22 @@ export function createApiServer(deps: {
   }
 
   const routes = unaryRoutes(allBindings);
+  const served = [
+    ...bindings.map((b) => b.service),
+    Health,
+    reflectionV1.ServerReflection,
+    reflectionV1alpha.ServerReflection,
+  ];
+  // gRPC methods that connect-node serves (streaming: health Watch, reflection); every other gRPC path,
+  // known or not, is the fast path's (an unknown one answers UNIMPLEMENTED there, as grpc-js).
+  const servedElsewhere = new Set(
+    served
+      .flatMap((service) => service.methods.map((method) => `/${service.typeName}/${method.name}`))
+      .filter((path) => !routes.has(path)),
+  );
   const fastPath = createGrpcFastPath({
     routes,
+    servedElsewhere,
     authorize: (bound, header) => checkToken(bound.binding, header),
     invoke: (bound, request, context) => bound.handler(request, context),
     defaultTimeoutMs: options.rpcTimeoutMs,
@@ -74,12 +122,6 @@ export function createApiServer(deps: {
     logger,
   });
 
-  const served = [
-    ...bindings.map((b) => b.service),
-    Health,
-    reflectionV1.ServerReflection,
-    reflectionV1alpha.ServerReflection,
-  ];
   const registry = createRegistry(...served.map((service) => service.file));
   const reflection = reflectionServices(
     registry,
@@ -115,9 +157,18 @@ export function createApiServer(deps: {
     },
   });
 
-  // HTTP/1.1 requests all go to connect-node.
-  const dispatch = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) =>
-    connectHandler(req, res);
+  const connections = createConnectionTracker(options, logger);
+  let closing = false;
+
+  // HTTP/1.1 requests all go to connect-node. While closing, each one ends its connection, and a connection
+  // whose request finishes is closed at once instead of idling in keep-alive.
+  const dispatch = (req: IncomingMessage, res: ServerResponse) => {
+    if (closing) res.setHeader("connection", "close");
+    res.once("close", () => {
+      if (closing) http1.closeIdleConnections();
+    });
+    return connectHandler(req, res);
+  };
 
   /**
    * HTTP/2 streams are taken from the session's `stream` event, before node's compatibility layer: the fast
@@ -138,63 +189,47 @@ export function createApiServer(deps: {
     _flags: number,
     rawHeaders: string[],
   ) => {
+    // First of all (style habit 16): a stream without an `error` listener turns a peer's RST_STREAM into an
+    // uncaught exception. Every error also closes the stream, and 'close' is what the paths act on.
+    stream.on("error", ignoreStreamError);
     if (fastPath.handles(headers)) fastPath.serve(stream, headers);
     else connectHandler(new Request(stream, headers, undefined, rawHeaders), new Response(stream));
   };
 
-  const sessions = new Set<Http2Session>();
-  const trackSessions = (server: {
-    on(event: "session", listener: (session: Http2Session) => void): unknown;
-  }) =>
-    server.on("session", (session) => {
-      sessions.add(session);
-      session.once("close", () => sessions.delete(session));
-    });
-
-  const http2 = createHttp2Server({});
+  const http2 = createHttp2Server({
+    maxSessionMemory: options.sessionMemoryMb,
+    settings: { maxConcurrentStreams: options.maxConcurrentStreams },
+  });
   http2.on("stream", onStream);
-  trackSessions(http2);
-  const http1 = createHttp1Server({ keepAliveTimeout: 65_000 }, dispatch);
-
-  let listener: Server;
-  if (options.tls) {
-    // ALPN decides: "h2" goes to the HTTP/2 server (and its per-stream routing), anything else to HTTP/1.1.
-    listener = createTlsServer(
-      {
-        cert: readFileSync(options.tls.certFile),
-        key: readFileSync(options.tls.keyFile),
-        ALPNProtocols: ["h2", "http/1.1"],
-        ...(options.tls.clientCaFile
-          ? { ca: readFileSync(options.tls.clientCaFile), requestCert: true, rejectUnauthorized: true }
-          : {}),
-      },
-      (socket) => (socket.alpnProtocol === "h2" ? http2 : http1).emit("connection", socket),
-    );
-  } else {
-    listener = createNetServer((socket: Socket) => {
-      // Read until the first bytes tell HTTP/2's preface from an HTTP/1.1 request line, then hand the
-      // socket (with those bytes put back) to the right server.
-      let seen = Buffer.alloc(0);
-      const onData = (chunk: Buffer) => {
-        seen = Buffer.concat([seen, chunk]);
-        const n = Math.min(seen.length, H2_PREFACE.length);
-        const isH2 = seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
-        if (isH2 && n < H2_PREFACE.length) return;
-        socket.off("data", onData);
-        socket.pause();
-        socket.unshift(seen);
-        // Leave the socket paused: each server reads the bytes put back itself (node's HTTP/2 session
-        // feeds buffered data to its native parser on the next tick; resuming would drop them).
-        (isH2 ? http2 : http1).emit("connection", socket);
-        if (!isH2) socket.resume();
-      };
-      socket.on("data", onData);
-      socket.on("error", (error) => logger.debug("api connection error", { error }));
-    });
-  }
-  listener.on("tlsClientError", (error: Error) =>
-    logger.debug("tls handshake failed", { error: error.message }),
+  http2.on("session", (session: Http2Session) => {
+    session.on("error", (error) => logger.debug("api session error", { error }));
+    connections.sessionStarted(session);
+  });
+  const http1 = createHttp1Server(
+    {
+      keepAliveTimeout: 65_000,
+      headersTimeout: options.http1HeadersTimeoutMs,
+      requestTimeout: options.http1RequestTimeoutMs,
+      // How often node looks for requests past those timeouts (its default, 30 s, is for 60 s timeouts).
+      connectionsCheckingInterval: Math.max(
+        10,
+        Math.min(30_000, Math.floor(options.http1HeadersTimeoutMs / 4)),
+      ),
+    },
+    dispatch,
   );
+  // Node starts an HTTP server's connection tracking (the header and request timeouts, closeIdleConnections,
+  // closeAllConnections) on its 'listening' event. This server never listens itself (connections are
+  // handed to it), so that is started here.
+  http1.emit("listening");
+  const listener = createListener({
+    ...(options.tls ? { tls: options.tls } : {}),
+    handshakeTimeoutMs: options.handshakeTimeoutMs,
+    connections,
+    http1,
+    http2,
+    logger,
+  });
 
   return {
     async listen(): Promise<number> {
@@ -213,24 +248,35 @@ export function createApiServer(deps: {
       return port;
     },
     /**
-     * Stops accepting connections and calls, lets calls in flight finish within `graceMs` (streams such as
-     * health Watch are told to end), then closes what is left.
+     * Stops accepting connections, lets calls in flight finish within `budgetMs` (streams such as health
+     * Watch are told to end; HTTP/2 clients get GOAWAY; connections still choosing a protocol are closed at
+     * once), then destroys every connection left. Resolves within the budget, whatever the peers do.
      */
-    async close(graceMs: number): Promise<void> {
-      const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
-      for (const session of sessions) session.close();
-      http1.closeIdleConnections();
+    async close(budgetMs: number): Promise<void> {
+      closing = true;
+      listener.close();
+      const started = Date.now();
+      const drained = connections.closeAll(
+        budgetMs,
+        () => http1.closeIdleConnections(),
+        () => http1.closeAllConnections(),
+      );
       // Let what handlers have just written (health Watch's NOT_SERVING) go out, then end long streams.
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await new Promise((resolve) => setTimeout(resolve, Math.min(20, budgetMs)));
       shutdown.abort();
-      const timer = setTimeout(() => {
-        for (const session of sessions) session.destroy();
-        http1.closeAllConnections();
-      }, graceMs);
-      await closed;
-      clearTimeout(timer);
+      await drained;
+      logger.debug("api closed", { ms: Date.now() - started });
     },
   };
+}
+
+function ignoreStreamError() {
+  // Nothing to do: the stream is closed with it, and its 'close' listener answers or cancels the call.
+}
+
+/** Options without the keys set to undefined, so the defaults apply to them. */
+function definedOnly<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
 
 export type ApiServer = ReturnType<typeof createApiServer>;

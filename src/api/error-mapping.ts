@@ -5,6 +5,7 @@ import { BadRequestSchema, ErrorInfoSchema } from "../gen/google/rpc/error_detai
 import { StatusSchema } from "../gen/google/rpc/status_pb.ts";
 import { AppError, type ErrorCode } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
+import { capText } from "../lib/text.ts";
 
 /** SmartFlow's error domain, as the gateway's client decodes it from `google.rpc.ErrorInfo`. */
 export const ERROR_DOMAIN = "smartflow.notification";
@@ -48,6 +49,18 @@ export interface RpcStatus {
 export type ErrorStyle = "legacy" | "v1";
 
 /**
+ * Bounds of the error text a caller receives. A message may echo caller input (a 20 KB URL host); it goes
+ * out in `grpc-message` and again in `grpc-status-details-bin` (the Status message, and the ErrorInfo or
+ * BadRequest text), and trailers past the client's header-list limit (8 KB in grpc-js) make the client reset
+ * the stream. Cut here, once, so no handler can blow the trailers: at most 300 code points and 1,024 UTF-8
+ * bytes per text, so all of them stay under 7 KB even when percent-encoded.
+ */
+export const MAX_ERROR_TEXT_CHARS = 300;
+export const MAX_ERROR_TEXT_BYTES = 1_024;
+const MAX_FIELD_CHARS = 128;
+const capMessage = (text: string) => capText(text, MAX_ERROR_TEXT_CHARS, MAX_ERROR_TEXT_BYTES);
+
+/**
  * The one mapping from errors to gRPC statuses.
  * - `legacy` (smartflow.notification.Notification): the code as the original picks it, and an ErrorInfo
  *   detail `{domain: "smartflow.notification", reason: <status code>, metadata: {info}}`, so the Go gateway
@@ -56,15 +69,18 @@ export type ErrorStyle = "legacy" | "v1";
  * Anything that is not an `AppError` is logged with its cause and becomes a bare `Internal`.
  */
 export function toRpcStatus(error: unknown, style: ErrorStyle, logger: Logger): RpcStatus {
-  if (error instanceof ConnectError) return { code: error.code, message: error.rawMessage, details: [] };
-  if (error instanceof RpcFailure) return { code: error.code, message: error.message, details: [] };
+  if (error instanceof ConnectError)
+    return { code: error.code, message: capMessage(error.rawMessage), details: [] };
+  // Protocol failures (framing, encoding, size) are the caller's: no error log line per call.
+  if (error instanceof RpcFailure)
+    return { code: error.code, message: capMessage(error.message), details: [] };
   if (!(error instanceof AppError)) {
     logger.error("unexpected error in an RPC", { error });
     return { code: Code.Internal, message: INTERNAL_MESSAGE, details: [] };
   }
   const code = codeOf[error.code];
-  if (code === Code.Internal) logger.error("internal error in an RPC", { error, cause: error.cause });
-  const message = code === Code.Internal ? INTERNAL_MESSAGE : error.message;
+  if (code === Code.Internal) logger.error("internal error in an RPC", { error });
+  const message = code === Code.Internal ? INTERNAL_MESSAGE : capMessage(error.message);
   if (style === "legacy") {
     const reason =
       legacyStatus[error.reason ?? ""] ??
@@ -88,7 +104,9 @@ export function toRpcStatus(error: unknown, style: ErrorStyle, logger: Logger): 
         {
           desc: BadRequestSchema,
           value: create(BadRequestSchema, {
-            fieldViolations: [{ field: error.field, description: error.message }],
+            fieldViolations: [
+              { field: capText(error.field, MAX_FIELD_CHARS, MAX_FIELD_CHARS), description: message },
+            ],
           }),
         },
       ],

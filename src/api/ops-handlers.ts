@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { durationFromMs, timestampDate } from "@bufbuild/protobuf/wkt";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import {
   type GetNotificationRecordRequest,
   GetNotificationRecordResponseSchema,
@@ -33,6 +33,7 @@ import {
   positiveId,
   recordMessage,
   statusFilter,
+  validTimestamp,
 } from "./ops-mapping.ts";
 import type { ServiceBinding } from "./rpc-binding.ts";
 
@@ -162,7 +163,7 @@ function requestHandlers({ requests, clock }: OpsDeps): Handlers {
     requestFeishuNotification: async (request, { signal }) => {
       const r = request as RequestFeishuNotificationRequest;
       const userId = positiveId(r.userId, "user_id");
-      const requestedAt = r.requestedTime ? timestampDate(r.requestedTime) : clock.now();
+      const requestedAt = r.requestedTime ? validTimestamp(r.requestedTime, "requested_time") : clock.now();
       const result = await stepIn(signal, () =>
         requests.request({
           eventId: r.eventId,

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   type NotificationRecord as NotificationRecordMessage,
   NotificationRecordSchema,
@@ -41,6 +41,14 @@ export function positiveId(value: bigint, field: string): number {
   if (value <= 0n || value > BigInt(Number.MAX_SAFE_INTEGER))
     throw invalid(field, "must be a positive integer");
   return Number(value);
+}
+
+/** google.protobuf.Timestamp's valid range (0001-01-01 to 9999-12-31); anything else is not a time. */
+export function validTimestamp(value: Timestamp, field: string): Date {
+  const inRange = value.seconds >= -62_135_596_800n && value.seconds <= 253_402_300_799n;
+  if (!inRange || value.nanos < 0 || value.nanos > 999_999_999)
+    throw invalid(field, "must be a valid timestamp");
+  return timestampDate(value);
 }
 
 export function pageSize(value: number, field = "page_size"): number {

@@ -41,14 +41,28 @@ export function unaryRoutes(bindings: readonly ServiceBinding[]): Map<string, Bo
   return routes;
 }
 
-/** Checks `authorization: Bearer <token>` when a token is configured; constant-time comparison. */
+/** Longest `authorization` header looked at; a longer one is refused without being compared. */
+export const MAX_AUTHORIZATION_BYTES = 4_096;
+
+/**
+ * Checks `authorization: Bearer <token>` when a token is configured: the scheme is case-insensitive and may
+ * be followed by several spaces (RFC 7235 §2.1); the token is compared in constant time.
+ */
 export function createTokenCheck(token: string | undefined) {
-  const expected = token ? Buffer.from(`Bearer ${token}`) : undefined;
+  const expected = token ? Buffer.from(token) : undefined;
   return (binding: ServiceBinding, header: CallContext["requestHeader"]) => {
     if (!expected || !binding.requiresToken) return;
-    const given = Buffer.from(header.get("authorization") ?? "");
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    const given = bearerToken(header.get("authorization"));
+    if (!given || given.length !== expected.length || !timingSafeEqual(given, expected)) {
       throw new AppError("unauthenticated", "a valid bearer token is required", { reason: "unauthorized" });
     }
   };
+}
+
+function bearerToken(value: string | null): Buffer | undefined {
+  if (!value || value.length > MAX_AUTHORIZATION_BYTES) return undefined;
+  const space = value.indexOf(" ");
+  if (space < 0 || value.slice(0, space).toLowerCase() !== "bearer") return undefined;
+  const token = value.slice(space + 1).trim();
+  return token ? Buffer.from(token) : undefined;
 }

@@ -3,6 +3,7 @@ import { createDatabaseWatch } from "../api/database-watch.ts";
 import { createHealthState, type HealthState } from "../api/health.ts";
 import { notificationBinding } from "../api/notification-handlers.ts";
 import { opsBinding } from "../api/ops-handlers.ts";
+import type { ServiceBinding } from "../api/rpc-binding.ts";
 import type { Config } from "../config/load-config.ts";
 import type { DeliveryArea } from "./delivery-wiring.ts";
 import type { Infrastructure } from "./infrastructure.ts";
@@ -10,6 +11,8 @@ import type { OutboxArea } from "./outbox-wiring.ts";
 import { wireNotificationRequests } from "./request-wiring.ts";
 
 export interface ApiArea {
+  /** The services the API serves (tests serve the same handlers on a server with other options). */
+  readonly bindings: readonly ServiceBinding[];
   readonly health: HealthState;
   readonly server: ApiServer;
   readonly databaseWatch: ReturnType<typeof createDatabaseWatch>;
@@ -48,7 +51,7 @@ export function wireApi(infra: Infrastructure, outbox: OutboxArea, delivery: Del
     health,
     intervalMs: config.api.healthCheckIntervalMs,
   });
-  return { health, server, databaseWatch };
+  return { bindings, health, server, databaseWatch };
 }
 
 function tlsOptions(api: Config["api"]) {
