@@ -39,8 +39,10 @@ export function createFeishuRequestedHandler(deps: {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly events: EventHub<DeliveryEvents>;
+  /** DELIVERY_SENDING_LEASE_MS: whether a record Go left in `sending` is still being sent (`needsSend`). */
+  readonly leaseMs: number;
 }): FeishuRequestedHandler {
-  const { records, deliveries, clock, logger, events } = deps;
+  const { records, deliveries, clock, logger, events, leaseMs } = deps;
   return {
     async handle(batch) {
       const errors = new Array<unknown>(batch.length);
@@ -58,7 +60,7 @@ export function createFeishuRequestedHandler(deps: {
       const jobs: DeliveryJob[] = [];
       stored.forEach(({ record, reused }, i) => {
         const { outboxId } = (items[i] as (typeof items)[number]).event;
-        const queued = needsSend(record, now);
+        const queued = needsSend(record, now, leaseMs);
         if (queued) jobs.push({ recordId: record.id, userId: record.userId, outboxId, reused });
         else {
           logger.info("notification event consumed without a send", {
