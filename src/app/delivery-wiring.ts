@@ -43,7 +43,8 @@ export function wireDelivery(infra: Infrastructure, provider?: DeliveryProvider)
     maxResponseBytes: 64 * 1024,
     ...(feishu.caFile ? { caFile: feishu.caFile } : {}),
   });
-  const sender = provider ?? createFeishuProvider({ client: httpsClient, clock, ...feishu });
+  const policy = createFeishuWebhookPolicy(feishu.allowedHosts);
+  const sender = provider ?? createFeishuProvider({ client: httpsClient, clock, policy, ...feishu });
   const dispatcher = createDeliveryDispatcher({
     records,
     channels,
@@ -84,7 +85,6 @@ export function wireDelivery(infra: Infrastructure, provider?: DeliveryProvider)
       maxAgeMs: delivery.maxAgeMs,
     },
   });
-  const policy = createFeishuWebhookPolicy(feishu.allowedHosts);
   return {
     records,
     channelService: createChannelService({ channels, provider: sender, policy, clock }),
