@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import type { App } from "../../src/app.ts";
+import { type App, createApp } from "../../src/app.ts";
+import { loadConfig } from "../../src/config/load-config.ts";
+import { createLogger } from "../../src/lib/logger.ts";
 import { attemptOf, feishuEnv, recordOf } from "../support/delivery.ts";
 import { type FakeFeishu, startFakeFeishu } from "../support/fake-feishu.ts";
 import { DAY, goTables, goWriter, shanghai } from "../support/go-tables.ts";
@@ -301,6 +303,31 @@ describe("replacing the Go service: its tables, rows, texts and clock", () => {
         fresh = await go.outbox(testEnv.topic, 833, "asp_833");
       },
     );
+  });
+
+  test("a service whose DATABASE_TIME_ZONE is not the producers' says so at startup", async () => {
+    const { testEnv, db } = await goDeployment();
+    try {
+      await goWriter(db).outbox(testEnv.topic, 861, "asp_861");
+      const warnings = async (timeZone: string) => {
+        const lines: Record<string, unknown>[] = [];
+        const config = loadConfig({ ...testEnv.env, DATABASE_TIME_ZONE: timeZone });
+        const logger = createLogger("warn", (line) =>
+          lines.push(JSON.parse(line) as Record<string, unknown>),
+        );
+        const app = createApp(config, { logger });
+        await app.start();
+        await app.stop();
+        return lines.filter((line) => String(line.msg).startsWith("rows look written in the future"));
+      };
+      const [warning, ...more] = await warnings("local");
+      assert.equal(more.length, 0);
+      assert.equal(warning?.table, "notification_outbox_messages");
+      assert.match(String(warning?.ahead), /^(7 h 5\d min|8 h)/, "Shanghai's wall clock read as UTC");
+      assert.deepEqual(await warnings("Asia/Shanghai"), []);
+    } finally {
+      await testEnv.dispose();
+    }
   });
 
   test("week-old published outbox rows and pending or failed records are dead with a reason, not sent", async () => {
