@@ -1,25 +1,22 @@
-import {
-  type KyselyPlugin,
-  OperationNodeTransformer,
-  type PluginTransformQueryArgs,
-  type PluginTransformResultArgs,
-  type PrimitiveValueListNode,
-  type QueryResult,
-  type RootOperationNode,
-  type UnknownRow,
-  type ValueNode,
+import type {
+  KyselyPlugin,
+  PluginTransformQueryArgs,
+  PluginTransformResultArgs,
+  QueryResult,
+  RootOperationNode,
+  UnknownRow,
 } from "kysely";
 
 /**
  * Refuses any query that binds a JS `Date`. On MySQL a Date would be written in the driver's zone, not in
  * `DATABASE_TIME_ZONE`, and would silently disagree with the Go producers' wall clock; every time must go
- * through `DbTraits.time` (db-traits.ts). Failing loudly turns a missed conversion into a test failure.
+ * through `DbTraits.time` (db-traits.ts). Failing loudly turns a missed conversion into a test failure. The
+ * query's tree is only read (no copy), operation nodes and arrays only, so large values are never walked.
  */
 export class DateParameterGuard implements KyselyPlugin {
-  readonly #transformer = new RejectDates();
-
   transformQuery({ node }: PluginTransformQueryArgs): RootOperationNode {
-    return this.#transformer.transformNode(node);
+    rejectDates(node);
+    return node;
   }
 
   transformResult({ result }: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
@@ -27,16 +24,22 @@ export class DateParameterGuard implements KyselyPlugin {
   }
 }
 
-class RejectDates extends OperationNodeTransformer {
-  protected override transformValue(node: ValueNode): ValueNode {
-    rejectDate(node.value);
-    return super.transformValue(node);
+function rejectDates(node: unknown): void {
+  if (Array.isArray(node)) {
+    for (const item of node) rejectDates(item);
+    return;
   }
-
-  protected override transformPrimitiveValueList(node: PrimitiveValueListNode): PrimitiveValueListNode {
-    for (const value of node.values) rejectDate(value);
-    return super.transformPrimitiveValueList(node);
+  if (typeof node !== "object" || node === null || !("kind" in node)) return;
+  const fields = node as Readonly<Record<string, unknown>>;
+  if (fields.kind === "ValueNode") {
+    rejectDate(fields.value);
+    return;
   }
+  if (fields.kind === "PrimitiveValueListNode") {
+    for (const value of fields.values as readonly unknown[]) rejectDate(value);
+    return;
+  }
+  for (const key in fields) rejectDates(fields[key]);
 }
 
 function rejectDate(value: unknown): void {
