@@ -2,7 +2,7 @@ import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { Channel } from "./channel.ts";
 import { buildSendRequest } from "./message-composer.ts";
-import type { DeliveryProvider, SendResult } from "./ports/delivery-provider.ts";
+import type { DeliveryProvider, SendRequest, SendResult } from "./ports/delivery-provider.ts";
 import type { NotificationRecord } from "./record.ts";
 
 /** SmartFlow's reasons for not sending (`internal/feishu/webhook.go`); the test RPC shows them as its message. */
@@ -20,7 +20,7 @@ export function isUsable(channel: Channel | undefined): channel is Channel {
  */
 export function skippedSend(
   channel: Channel | undefined,
-  request: { readonly notificationId: number; readonly userId: number; readonly previewId: string },
+  request: Pick<SendRequest, "notificationId" | "userId" | "previewId">,
 ): SendResult {
   const reason = channel ? CHANNEL_DISABLED : CHANNEL_MISSING;
   return {
