@@ -85,7 +85,7 @@ await withDatabase(async (url) => {
   const config = loadConfig(env);
   const app = createApp(config, { logger: createLogger("warn") });
   await app.start();
-  const now = new Date();
+  const now = app.db.traits.time(new Date());
   // Channels for every user, then wait for the consumer group to settle.
   for (let i = 0; i < users; i += 1_000) {
     await app.db.kysely
@@ -131,9 +131,9 @@ await withDatabase(async (url) => {
         status: "pending",
         retry_count: 0,
         max_retry: 20,
-        next_retry_at: stamp,
-        created_at: stamp,
-        updated_at: stamp,
+        next_retry_at: app.db.traits.time(stamp),
+        created_at: app.db.traits.time(stamp),
+        updated_at: app.db.traits.time(stamp),
       };
     });
     for (let i = 0; i < rows.length; i += 1_000) {

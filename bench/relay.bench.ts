@@ -62,7 +62,7 @@ async function relayRun(url: string, topic: string, count: number): Promise<numb
   };
   await migrateToLatest(db.kysely, db.traits, { outbox: route.table });
   // The backlog: multi-row inserts of rows in the Go producer's format.
-  const now = new Date();
+  const now = db.traits.time(new Date());
   for (let i = 0; i < count; i += 1_000) {
     const values = Array.from({ length: Math.min(1_000, count - i) }, (_, j) => {
       const n = i + j;

@@ -11,6 +11,7 @@ import {
 } from "./app/infrastructure.ts";
 import { feishuRequestedOutboxHandler } from "./app/outbox-handler-adapter.ts";
 import { type OutboxArea, wireOutbox } from "./app/outbox-wiring.ts";
+import { warnIfRowsLookAhead } from "./app/time-zone-check.ts";
 import type { Config } from "./config/load-config.ts";
 import type { Db } from "./db/database.ts";
 import { migrateToLatest } from "./db/migrations.ts";
@@ -123,6 +124,14 @@ async function start({ infra, delivery, outbox, api, loops, running }: Running):
   const { db, route, bus, logger } = infra;
   const applied = await migrateToLatest(db.kysely, db.traits, { outbox: route.table });
   logger.info("database ready", { dialect: db.traits.dialect, migrationsApplied: applied });
+  const { config, clock } = infra;
+  await warnIfRowsLookAhead(
+    db,
+    [route.table, "notification_records"],
+    clock.now(),
+    config.database.timeZone,
+    logger,
+  );
   const signal = loops.signal;
   const guard = (name: string, loop: Promise<void>) =>
     loop.catch((error: unknown) => {

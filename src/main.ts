@@ -15,6 +15,10 @@ async function main(): Promise<number> {
     throw error;
   }
   const app = createApp(config);
+  const { file, keys } = config.goDeployment;
+  if (file || Object.keys(keys).length > 0) {
+    app.logger.info("read the Go deployment's configuration", { file: file ?? null, keys });
+  }
   let signals = 0;
   const stopped = new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {

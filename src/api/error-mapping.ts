@@ -19,6 +19,18 @@ const legacyStatus: Record<string, string> = {
   param_too_long: "40006",
 };
 
+/**
+ * SmartFlow's `respond` Info of each status (`backend/shared/respond`): the Go service's gRPC message and
+ * ErrorInfo `info`, which the gateway shows its users as `info`. Kept byte for byte; this service's own,
+ * clearer sentence travels in a `google.rpc.BadRequest` detail, which the Go gateway ignores.
+ */
+const legacyInfo: Record<string, string> = {
+  "40014": "unauthorized",
+  "40004": "missing param",
+  "40005": "wrong param type",
+  "40006": "param too long",
+};
+
 const codeOf: Record<ErrorCode, Code> = {
   invalid_argument: Code.InvalidArgument,
   poison: Code.InvalidArgument,
@@ -62,9 +74,10 @@ const capMessage = (text: string) => capText(text, MAX_ERROR_TEXT_CHARS, MAX_ERR
 
 /**
  * The one mapping from errors to gRPC statuses.
- * - `legacy` (smartflow.notification.Notification): the code as the original picks it, and an ErrorInfo
- *   detail `{domain: "smartflow.notification", reason: <status code>, metadata: {info}}`, so the Go gateway
- *   decodes errors unchanged.
+ * - `legacy` (smartflow.notification.Notification): the code as the original picks it, the original's message
+ *   for the status (`unauthorized`, `missing param`, …), and an ErrorInfo detail `{domain:
+ *   "smartflow.notification", reason: <status code>, metadata: {info: <that message>}}`, so the Go gateway
+ *   decodes and shows errors unchanged; then a BadRequest detail naming the field, in this service's words.
  * - `v1` (the operations service): `InvalidArgument` carries `google.rpc.BadRequest` field violations.
  * Anything that is not an `AppError` is logged with its cause and becomes a bare `Internal`.
  */
@@ -81,38 +94,38 @@ export function toRpcStatus(error: unknown, style: ErrorStyle, logger: Logger): 
   const code = codeOf[error.code];
   if (code === Code.Internal) logger.error("internal error in an RPC", { error });
   const message = code === Code.Internal ? INTERNAL_MESSAGE : capMessage(error.message);
-  if (style === "legacy") {
-    const reason =
-      legacyStatus[error.reason ?? ""] ??
-      (code === Code.Unauthenticated ? "40014" : code === Code.InvalidArgument ? "40004" : "500");
-    return {
-      code,
-      message,
-      details: [
-        {
-          desc: ErrorInfoSchema,
-          value: create(ErrorInfoSchema, { domain: ERROR_DOMAIN, reason, metadata: { info: message } }),
-        },
-      ],
-    };
-  }
+  if (style === "legacy") return legacyStatusOf(error, code, message);
   if (code === Code.InvalidArgument && error.field) {
-    return {
-      code,
-      message,
-      details: [
-        {
-          desc: BadRequestSchema,
-          value: create(BadRequestSchema, {
-            fieldViolations: [
-              { field: capText(error.field, MAX_FIELD_CHARS, MAX_FIELD_CHARS), description: message },
-            ],
-          }),
-        },
-      ],
-    };
+    return { code, message, details: [badRequest(error.field, message)] };
   }
   return { code, message, details: [] };
+}
+
+/**
+ * An error the original also answered (its reason names one of SmartFlow's statuses) gets the original's
+ * message; one it never produced (a malformed request, say) keeps this service's message.
+ */
+function legacyStatusOf(error: AppError, code: Code, ownMessage: string): RpcStatus {
+  const known = legacyStatus[error.reason ?? ""];
+  const reason =
+    known ?? (code === Code.Unauthenticated ? "40014" : code === Code.InvalidArgument ? "40004" : "500");
+  const message = known ? (legacyInfo[known] ?? ownMessage) : ownMessage;
+  const info: Detail = {
+    desc: ErrorInfoSchema,
+    value: create(ErrorInfoSchema, { domain: ERROR_DOMAIN, reason, metadata: { info: message } }),
+  };
+  const own = error.field && code !== Code.Internal ? [badRequest(error.field, ownMessage)] : [];
+  return { code, message, details: [info, ...own] };
+}
+
+/** A field violation; `description` is already capped (it is the message), the field name is capped here. */
+function badRequest(field: string, description: string): Detail {
+  return {
+    desc: BadRequestSchema,
+    value: create(BadRequestSchema, {
+      fieldViolations: [{ field: capText(field, MAX_FIELD_CHARS, MAX_FIELD_CHARS), description }],
+    }),
+  };
 }
 
 /** A protocol-level failure with a gRPC code of its own (malformed framing, unsupported encoding, …). */

@@ -31,7 +31,7 @@ export interface DeliveryArea {
 export function wireDelivery(infra: Infrastructure, provider?: DeliveryProvider): DeliveryArea {
   const { config, db, clock, logger, events, random } = infra;
   const { delivery, feishu } = config;
-  const records = createSqlRecordStore(db.kysely, db.traits);
+  const records = createSqlRecordStore(db.kysely, db.traits, delivery.sendingLeaseMs);
   const channels = createSqlChannelStore(db.kysely, db.traits, createSecretBox(config.secretsKey));
   if (!config.secretsKey) {
     logger.warn(
@@ -43,7 +43,8 @@ export function wireDelivery(infra: Infrastructure, provider?: DeliveryProvider)
     maxResponseBytes: 64 * 1024,
     ...(feishu.caFile ? { caFile: feishu.caFile } : {}),
   });
-  const sender = provider ?? createFeishuProvider({ client: httpsClient, clock, ...feishu });
+  const policy = createFeishuWebhookPolicy(feishu.allowedHosts);
+  const sender = provider ?? createFeishuProvider({ client: httpsClient, clock, policy, ...feishu });
   const dispatcher = createDeliveryDispatcher({
     records,
     channels,
@@ -81,9 +82,9 @@ export function wireDelivery(infra: Infrastructure, provider?: DeliveryProvider)
       batchSize: delivery.retryBatchSize,
       strandedAfterMs: delivery.strandedAfterMs,
       jitterRatio: delivery.retryJitterPercent / 100,
+      maxAgeMs: delivery.maxAgeMs,
     },
   });
-  const policy = createFeishuWebhookPolicy(feishu.allowedHosts);
   return {
     records,
     channelService: createChannelService({ channels, provider: sender, policy, clock }),
@@ -95,6 +96,7 @@ export function wireDelivery(infra: Infrastructure, provider?: DeliveryProvider)
       clock,
       logger: logger.child({ component: "feishu-requested" }),
       events,
+      leaseMs: delivery.sendingLeaseMs,
     }),
     httpsClient,
   };

@@ -49,7 +49,7 @@ export function createInfrastructure(config: Config, options: InfrastructureOpti
     random: options.random ?? Math.random,
     logger,
     events: createEventHub<AppEvents>(),
-    db: createDb(config.database.target, config.database.poolSize),
+    db: createDb(config.database.target, config.database.poolSize, config.database.timeZone),
     routes,
     route: routes.service("notification"),
     bus: options.bus ?? createBus(config, logger),

@@ -57,7 +57,12 @@ export function wireOutbox(infra: Infrastructure, handlers: readonly OutboxHandl
       clock,
       logger: component("outbox-sweeper"),
       events,
-      options: { staleAfterMs: outbox.staleClaimMs, intervalMs: outbox.sweepIntervalMs, batchSize: 500 },
+      options: {
+        staleAfterMs: outbox.staleClaimMs,
+        maxAgeMs: outbox.claimedMaxAgeMs,
+        intervalMs: outbox.sweepIntervalMs,
+        batchSize: 500,
+      },
     }),
     topicKeeper: createTopicKeeper({
       bus,

@@ -11,6 +11,7 @@ import {
   readRouteOverrides,
   secretsKey,
   text,
+  timeZone,
 } from "./value-parsers.ts";
 
 /**
@@ -34,6 +35,12 @@ export const configSpec = {
       "`mysql://user:pass@host:port/db` (production) or `sqlite:<path>` / `sqlite::memory:` (embedded)",
     ),
     poolSize: setting("DATABASE_POOL_SIZE", "10", integer(1, 500), "MySQL connections in the pool"),
+    timeZone: setting(
+      "DATABASE_TIME_ZONE",
+      "local",
+      timeZone,
+      "zone of the wall-clock times in MySQL `datetime` columns: `local` (this process's, as Go's `loc=Local`) or an IANA name (`Asia/Shanghai`); must be the producers' zone",
+    ),
   },
   kafka: {
     brokers: setting(
@@ -91,6 +98,12 @@ export const configSpec = {
       "600000",
       integer(1_000),
       "a row claimed by a relay (status `published`) this long is re-queued",
+    ),
+    claimedMaxAgeMs: setting(
+      "OUTBOX_CLAIMED_MAX_AGE_MS",
+      "86400000",
+      integer(60_000),
+      "such a row created longer ago than this is `dead` (with its age) instead of re-queued",
     ),
     sweepIntervalMs: setting(
       "OUTBOX_SWEEP_INTERVAL_MS",
@@ -163,6 +176,12 @@ export const configSpec = {
       "120000",
       integer(1_000),
       "a `pending` record untouched this long is retried",
+    ),
+    maxAgeMs: setting(
+      "DELIVERY_MAX_AGE_MS",
+      "86400000",
+      integer(60_000),
+      "a record the retry scan finds, created longer ago than this, is `dead` (`expired`) instead of sent",
     ),
     concurrency: setting(
       "DELIVERY_CONCURRENCY",

@@ -15,6 +15,8 @@ export interface GoDeployment {
   readonly file: string | undefined;
   /** This service's keys (e.g. `DATABASE_URL`, `GRPC_ADDR`) with the values the Go deployment implies. */
   readonly env: Readonly<Record<string, string>>;
+  /** For each key of `env`, where its value came from: Go keys (`notification.rpc.listenOn`) or variables. */
+  readonly from: Readonly<Record<string, string>>;
 }
 
 export interface GoDeploymentFiles {
@@ -54,28 +56,38 @@ export function readGoDeployment(
   const cwd = options.cwd ?? process.cwd();
   const file = findConfigFile(env, cwd, files);
   const tree = file ? parseFile(file, files) : {};
-  const get = (key: string) => lookup(env, tree, key);
+  const used: string[] = [];
+  const get: Getter = (key) => {
+    const found = lookup(env, tree, key);
+    if (found) used.push(found.from);
+    return found;
+  };
   const out: Record<string, string> = {};
-  const set = (ourKey: string, value: string | undefined) => {
-    if (value !== undefined) out[ourKey] = value;
+  const from: Record<string, string> = {};
+  const set = (ourKey: string, read: () => string | undefined) => {
+    used.length = 0;
+    const value = read();
+    if (value === undefined) return;
+    out[ourKey] = value;
+    from[ourKey] = [...new Set(used)].join(", ");
   };
 
-  set("DATABASE_URL", databaseUrl(get));
-  set("KAFKA_BROKERS", kafkaBrokers(get));
-  set("OUTBOX_MAX_RETRY", positiveInt(get, "kafka.maxRetry", 20));
+  set("DATABASE_URL", () => databaseUrl(get));
+  set("KAFKA_BROKERS", () => kafkaBrokers(get));
+  set("OUTBOX_MAX_RETRY", () => positiveInt(get, "kafka.maxRetry", 20));
   for (const [goKey, ourKey] of [
     ["topic", "TOPIC"],
     ["groupID", "GROUP_ID"],
     ["table", "TABLE"],
   ] as const) {
-    set(`OUTBOX_SERVICES_NOTIFICATION_${ourKey}`, text(get(`outbox.services.notification.${goKey}`)));
+    set(`OUTBOX_SERVICES_NOTIFICATION_${ourKey}`, () => text(get(`outbox.services.notification.${goKey}`)));
   }
-  set("GRPC_ADDR", text(get("notification.rpc.listenOn")));
-  set("RPC_TIMEOUT_MS", durationMs(get, "notification.rpc.timeout", 6_000));
-  set("FRONTEND_BASE_URL", text(get("notification.frontendBaseURL")));
-  set("DELIVERY_RETRY_SCAN_INTERVAL_MS", durationMs(get, "notification.retryScanEvery", 60_000));
-  set("DELIVERY_RETRY_BATCH_SIZE", positiveInt(get, "notification.retryBatchSize", 50));
-  return { file, env: out };
+  set("GRPC_ADDR", () => text(get("notification.rpc.listenOn")));
+  set("RPC_TIMEOUT_MS", () => durationMs(get, "notification.rpc.timeout", 6_000));
+  set("FRONTEND_BASE_URL", () => text(get("notification.frontendBaseURL")));
+  set("DELIVERY_RETRY_SCAN_INTERVAL_MS", () => durationMs(get, "notification.retryScanEvery", 60_000));
+  set("DELIVERY_RETRY_BATCH_SIZE", () => positiveInt(get, "notification.retryBatchSize", 50));
+  return { file, env: out, from };
 }
 
 type Getter = (key: string) => { readonly value: unknown; readonly from: string } | undefined;

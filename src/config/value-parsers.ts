@@ -1,4 +1,5 @@
 import type { DatabaseTarget } from "../db/database.ts";
+import { zonedTime } from "../db/zoned-time.ts";
 import { isValidTableName, knownServices, type RouteOverrides } from "../outbox/routes.ts";
 import { ConfigError, type Env, envValue, type Parse } from "./setting.ts";
 
@@ -95,6 +96,18 @@ export const databaseTarget: Parse<DatabaseTarget> = (url, key) => {
   throw new ConfigError(
     `${key} must start with mysql:// or sqlite:, got ${JSON.stringify(maskPassword(url))}`,
   );
+};
+
+/** `local` or an IANA zone name this runtime knows (`Asia/Shanghai`, `UTC`). */
+export const timeZone: Parse<string> = (raw, key) => {
+  try {
+    zonedTime(raw);
+  } catch {
+    throw new ConfigError(
+      `${key} must be local or an IANA time zone such as Asia/Shanghai, got ${JSON.stringify(raw)}`,
+    );
+  }
+  return raw;
 };
 
 export const secretsKey: Parse<Buffer> = (raw, key) => {

@@ -1,8 +1,10 @@
 import { Kysely } from "kysely";
+import { DateParameterGuard } from "./date-parameter-guard.ts";
 import { type DbTraits, mysqlTraits, sqliteTraits } from "./db-traits.ts";
 import { createMysqlDialect } from "./mysql-driver.ts";
 import type { Database } from "./schema.ts";
 import { createSqliteDialect } from "./sqlite-driver.ts";
+import { zonedTime } from "./zoned-time.ts";
 
 /** Where the database is: MySQL/MariaDB (production) or a SQLite file (the embedded default). */
 export type DatabaseTarget =
@@ -17,13 +19,19 @@ export interface Db {
   close(): Promise<void>;
 }
 
-/** `poolSize`: MySQL connections (SQLite has one writer and needs no pool). */
-export function createDb(target: DatabaseTarget, poolSize = 10): Db {
+/**
+ * `poolSize`: MySQL connections (SQLite has one writer and needs no pool). `timeZone`: the zone of MySQL's
+ * `datetime` wall-clock times (`DATABASE_TIME_ZONE`: `local` or an IANA name; see db-traits.ts).
+ */
+export function createDb(target: DatabaseTarget, poolSize = 10, timeZone = "local"): Db {
   const kysely =
     target.kind === "mysql"
-      ? new Kysely<Database>({ dialect: createMysqlDialect(target.url, poolSize) })
+      ? new Kysely<Database>({
+          dialect: createMysqlDialect(target.url, poolSize),
+          plugins: [new DateParameterGuard()],
+        })
       : new Kysely<Database>({ dialect: createSqliteDialect(target.path) });
-  const traits = target.kind === "mysql" ? mysqlTraits : sqliteTraits;
+  const traits = target.kind === "mysql" ? mysqlTraits(zonedTime(timeZone)) : sqliteTraits;
   return {
     kysely,
     traits,

@@ -6,10 +6,9 @@ export function createMysqlDialect(url: string, poolSize: number): MysqlDialect 
   const pool = createPool({
     uri: url,
     connectionLimit: poolSize,
-    // Times are read and written in the process's local zone, as Go's `parseTime=True&loc=Local` does, so
-    // rows written by SmartFlow's Go producers compare correctly with ours.
-    timezone: "local",
-    dateStrings: false,
+    // `datetime` values are read as their wall-clock text and converted in DATABASE_TIME_ZONE (db-traits.ts);
+    // times are bound as such text too, never as Dates (date-parameter-guard.ts).
+    dateStrings: true,
     supportBigNumbers: true,
     charset: "utf8mb4",
     connectTimeout: 5_000,

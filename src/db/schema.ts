@@ -2,10 +2,10 @@ import type { ColumnType, Generated } from "kysely";
 
 /**
  * Table types. Names and columns are SmartFlow's (reference §4.1, §5), so Go producers and the gateway keep
- * working against the same MySQL schema. Times are `Date` on MySQL and ISO-like UTC text on SQLite; read them
- * through `DbTraits.readTime`.
+ * working against the same MySQL schema. Times are wall-clock text: in `DATABASE_TIME_ZONE` on MySQL, in UTC
+ * on SQLite. They are written only as `DbTraits.time(date)` and read through `DbTraits.readTime`.
  */
-export type DbTime = ColumnType<Date | string, Date | string, Date | string>;
+export type DbTime = ColumnType<Date | string, string, string>;
 
 export interface OutboxMessageTable {
   id: Generated<number>;

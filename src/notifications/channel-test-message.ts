@@ -1,4 +1,5 @@
 import type { Channel } from "./channel.ts";
+import { isUsable, skippedSend } from "./delivery-attempt.ts";
 import type { DeliveryProvider, SendRequest, SendResult } from "./ports/delivery-provider.ts";
 
 /** SmartFlow's fixed test message (`sv/channel.go` TestFeishuWebhook). */
@@ -21,27 +22,30 @@ export function testRequest(userId: SendRequest["userId"]): SendRequest {
   };
 }
 
-/** Sends the test message through the channel; a missing or disabled channel is skipped without a request. */
+/**
+ * Sends the test message through the channel; a missing or disabled channel is skipped without a request,
+ * with SmartFlow's message (`用户未配置飞书 Webhook 触发器`, `用户未启用飞书 Webhook 触发器`).
+ */
 export async function sendTestMessage(
   channel: Channel | undefined,
   provider: DeliveryProvider,
   userId: SendRequest["userId"],
   signal?: AbortSignal,
 ): Promise<{ result: SendResult; status: "success" | "failed"; message: string }> {
-  const result: SendResult =
-    !channel?.enabled || !channel.webhookUrl.trim()
-      ? { outcome: "skipped", errorCode: "recipient_missing", requestPayload: null, responsePayload: null }
-      : await provider.send(
-          {
-            kind: channel.webhookKind,
-            url: channel.webhookUrl,
-            authType: channel.authType,
-            bearerToken: channel.bearerToken,
-            signingSecret: channel.signingSecret,
-          },
-          testRequest(userId),
-          signal,
-        );
+  const request = testRequest(userId);
+  const result: SendResult = !isUsable(channel)
+    ? skippedSend(channel, request)
+    : await provider.send(
+        {
+          kind: channel.webhookKind,
+          url: channel.webhookUrl,
+          authType: channel.authType,
+          bearerToken: channel.bearerToken,
+          signingSecret: channel.signingSecret,
+        },
+        request,
+        signal,
+      );
   const status = result.outcome === "success" ? "success" : "failed";
   const message =
     result.outcome === "success"

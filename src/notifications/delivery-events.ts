@@ -22,6 +22,6 @@ export interface DeliveryEvents {
     /** False when the claim was lost meanwhile (a stale writer): nothing was written. */
     readonly written: boolean;
   };
-  "retry:scanned": { readonly found: number; readonly killed: number };
+  "retry:scanned": { readonly found: number; readonly killed: number; readonly expired: number };
   [name: string]: unknown;
 }

@@ -1,9 +1,10 @@
 import type { Clock } from "../lib/clock.ts";
+import { AppError } from "../lib/errors.ts";
 import type { EventHub } from "../lib/event-hub.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { DeliveryEvents } from "./delivery-events.ts";
 import type { DeliveryJob, DeliverySubmitter } from "./delivery-queue.ts";
-import { parseFeishuRequestedPayload } from "./feishu-requested-payload.ts";
+import { GO_DEAD_PREFIX, parseFeishuRequestedPayload } from "./feishu-requested-payload.ts";
 import type { OutboxId } from "./ids.ts";
 import { normalizeTexts } from "./message-composer.ts";
 import type { RecordIntake } from "./ports/record-store.ts";
@@ -39,8 +40,10 @@ export function createFeishuRequestedHandler(deps: {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly events: EventHub<DeliveryEvents>;
+  /** DELIVERY_SENDING_LEASE_MS: whether a record Go left in `sending` is still being sent (`needsSend`). */
+  readonly leaseMs: number;
 }): FeishuRequestedHandler {
-  const { records, deliveries, clock, logger, events } = deps;
+  const { records, deliveries, clock, logger, events, leaseMs } = deps;
   return {
     async handle(batch) {
       const errors = new Array<unknown>(batch.length);
@@ -50,7 +53,7 @@ export function createFeishuRequestedHandler(deps: {
           const payload = parseFeishuRequestedPayload(event.payload);
           items.push({ event, payload, texts: normalizeTexts(payload.summaryText, payload.fallbackText) });
         } catch (error) {
-          errors[index] = error;
+          errors[index] = withGoPrefix(error);
         }
       });
       const now = clock.now();
@@ -58,7 +61,7 @@ export function createFeishuRequestedHandler(deps: {
       const jobs: DeliveryJob[] = [];
       stored.forEach(({ record, reused }, i) => {
         const { outboxId } = (items[i] as (typeof items)[number]).event;
-        const queued = needsSend(record, now);
+        const queued = needsSend(record, now, leaseMs);
         if (queued) jobs.push({ recordId: record.id, userId: record.userId, outboxId, reused });
         else {
           logger.info("notification event consumed without a send", {
@@ -82,4 +85,18 @@ export function createFeishuRequestedHandler(deps: {
       return errors;
     },
   };
+}
+
+/**
+ * A refused payload's error, its message starting as SmartFlow's Go handler's `last_error` did
+ * (`notification.feishu.requested 载荷非法: …`): the consumer writes it on the dead outbox row.
+ */
+function withGoPrefix(error: unknown): unknown {
+  if (!AppError.is(error, "poison")) return error;
+  const prefix = GO_DEAD_PREFIX[error.reason as keyof typeof GO_DEAD_PREFIX];
+  if (!prefix) return error;
+  return new AppError("poison", `${prefix}: ${error.message}`, {
+    ...(error.field ? { field: error.field } : {}),
+    ...(error.reason ? { reason: error.reason } : {}),
+  });
 }

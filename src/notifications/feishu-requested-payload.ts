@@ -25,36 +25,52 @@ export interface FeishuRequestedPayload {
 /** Accepted `event_version` values: SmartFlow's "1", the outbox's default "v1", and none (weakness 10). */
 export const FEISHU_REQUESTED_VERSIONS = ["", "1", "v1"] as const;
 
-const poison = (field: string, message: string) =>
-  new AppError("poison", `invalid notification.feishu.requested payload: ${field} ${message}`, { field });
+/**
+ * Why a payload is refused, as `AppError.reason`: it cannot be read as SmartFlow's payload (not JSON, or a
+ * field of the wrong type: Go's `json.Unmarshal` fails), or it is read but breaks SmartFlow's `Validate()`.
+ */
+export const PayloadFault = { unreadable: "unreadable_payload", invalid: "invalid_payload" } as const;
+
+/**
+ * The start of `last_error` on an outbox row SmartFlow's Go handler marks dead (`sv/outbox.go`), which
+ * operators search for; what follows the colon is this service's own sentence.
+ */
+export const GO_DEAD_PREFIX = {
+  [PayloadFault.unreadable]: `解析 ${FEISHU_REQUESTED_EVENT} 载荷失败`,
+  [PayloadFault.invalid]: `${FEISHU_REQUESTED_EVENT} 载荷非法`,
+} as const;
+
+const poison = (field: string, message: string, reason: string = PayloadFault.invalid) =>
+  new AppError("poison", `${field} ${message}`, { field, reason });
 
 /**
  * Parses and validates a payload. The rules are SmartFlow's `Validate()`, in its order: user_id > 0,
  * preview_id, dedupe_key, target_url (a relative `/assistant/…` path), requested_at. Any failure is a
- * non-retryable `poison` error that names the field.
+ * non-retryable `poison` error that names the field, its `reason` a `PayloadFault`.
  */
 export function parseFeishuRequestedPayload(json: string): FeishuRequestedPayload {
   let raw: unknown;
   try {
     raw = JSON.parse(json);
   } catch (error) {
-    throw new AppError(
-      "poison",
-      `notification.feishu.requested payload is not JSON: ${(error as Error).message}`,
-      {
-        field: "payload",
-      },
-    );
+    throw poison("payload", `is not JSON: ${(error as Error).message}`, PayloadFault.unreadable);
   }
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
-    throw poison("payload", "must be a JSON object");
+    throw poison("payload", "must be a JSON object", PayloadFault.unreadable);
   }
   const p = raw as Record<string, unknown>;
-  const text = (name: string) => (typeof p[name] === "string" ? (p[name] as string).trim() : "");
+  const text = (name: string) => {
+    const value = p[name];
+    if (value === undefined || value === null) return "";
+    if (typeof value !== "string") throw poison(name, "must be a string", PayloadFault.unreadable);
+    return value.trim();
+  };
   const integer = (name: string) => {
     const value = p[name];
     if (value === undefined || value === null) return 0;
-    if (typeof value !== "number" || !Number.isSafeInteger(value)) throw poison(name, "must be an integer");
+    if (typeof value !== "number" || !Number.isSafeInteger(value)) {
+      throw poison(name, "must be an integer", PayloadFault.unreadable);
+    }
     return value;
   };
 
@@ -73,8 +89,11 @@ export function parseFeishuRequestedPayload(json: string): FeishuRequestedPayloa
   if (targetUrl.length > 255) throw poison("target_url", "must be at most 255 characters");
   const requestedRaw = text("requested_at");
   const requestedAt = new Date(requestedRaw);
-  if (!requestedRaw || Number.isNaN(requestedAt.getTime()) || requestedRaw.startsWith("0001-01-01")) {
-    throw poison("requested_at", "must be an RFC 3339 time");
+  if (requestedRaw && Number.isNaN(requestedAt.getTime())) {
+    throw poison("requested_at", "must be an RFC 3339 time", PayloadFault.unreadable);
+  }
+  if (!requestedRaw || requestedRaw.startsWith("0001-01-01")) {
+    throw poison("requested_at", "is required (an RFC 3339 time)");
   }
   return {
     notificationId: integer("notification_id"),

@@ -10,6 +10,7 @@ import type { AttemptResult, NotificationRecord } from "./record.ts";
  *      ▲                  │  ╰──────────────▶ failed ──(due)──claim──▶ sending
  *      │                  ╰─ lease expired: claimable again (marked sending_lease_expired), or dead when no
  *      │                     attempts are left
+ *      │   (the retry scan's finds older than DELIVERY_MAX_AGE_MS: dead, `expired`)
  *      ╰── operator retry (failed | dead → pending, one more attempt allowed)
  */
 export const RecordStatus = {
@@ -39,23 +40,40 @@ export const LEASE_EXHAUSTED_MESSAGE = "the last attempt's sending lease expired
 /** `last_error_code` of a record an operator sent back to `pending`. */
 export const MANUAL_RETRY = "manual_retry";
 
+/**
+ * `last_error_code` of a record the retry scan found older than DELIVERY_MAX_AGE_MS: `dead` instead of sent
+ * (a notification from last week must not go out today, e.g. after replacing the Go service).
+ */
+export const EXPIRED = "expired";
+
 export const maxAttemptsOf = (record: Pick<NotificationRecord, "maxAttempts">) =>
   record.maxAttempts > 0 ? record.maxAttempts : DEFAULT_MAX_ATTEMPTS;
+
+/**
+ * When a `sending` record's lease ends (ms since the epoch). SmartFlow's Go service kept no `lease_until`: it
+ * judged its lease from `updated_at` (`sending AND updated_at <= now - 10m`), so a record it left in `sending`
+ * is read the same way, with `leaseMs` = DELIVERY_SENDING_LEASE_MS (sql/record-claims.ts and
+ * sql/record-scans.ts say the same in SQL).
+ */
+export function leaseEndsAt(record: Pick<NotificationRecord, "leaseUntil" | "updatedAt">, leaseMs: number) {
+  if (record.leaseUntil) return record.leaseUntil.getTime();
+  return record.updatedAt ? record.updatedAt.getTime() + leaseMs : 0;
+}
 
 /**
  * Whether a claim may take the record now: `pending`, `failed` and due, or `sending` with an expired lease —
  * each with attempts left. The claim's UPDATE states the same rule in SQL (sql/record-claims.ts).
  */
-export function isClaimable(record: NotificationRecord, now: Date): boolean {
+export function isClaimable(record: NotificationRecord, now: Date, leaseMs: number): boolean {
   if (record.attemptCount >= maxAttemptsOf(record)) return false;
-  return needsSend(record, now);
+  return needsSend(record, now, leaseMs);
 }
 
 /**
  * Whether an event for this record should queue a send: it is waiting (`pending`), due again (`failed`), or
  * its sender's lease ran out. A record being sent elsewhere, or finished, needs nothing (weakness 8).
  */
-export function needsSend(record: NotificationRecord, now: Date): boolean {
+export function needsSend(record: NotificationRecord, now: Date, leaseMs: number): boolean {
   const at = now.getTime();
   switch (record.status) {
     case RecordStatus.pending:
@@ -63,7 +81,7 @@ export function needsSend(record: NotificationRecord, now: Date): boolean {
     case RecordStatus.failed:
       return (record.nextRetryAt?.getTime() ?? 0) <= at;
     case RecordStatus.sending:
-      return (record.leaseUntil?.getTime() ?? 0) <= at;
+      return leaseEndsAt(record, leaseMs) <= at;
     default:
       return false;
   }

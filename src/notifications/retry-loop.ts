@@ -2,6 +2,7 @@ import type { Clock } from "../lib/clock.ts";
 import type { EventHub } from "../lib/event-hub.ts";
 import type { Logger } from "../lib/logger.ts";
 import { runPeriodically } from "../lib/periodic.ts";
+import { formatDuration } from "../lib/text.ts";
 import type { DeliveryEvents } from "./delivery-events.ts";
 import type { DeliverySubmitter } from "./delivery-queue.ts";
 import type { RecordScans } from "./ports/record-store.ts";
@@ -13,12 +14,15 @@ export interface RetryLoopOptions {
   readonly strandedAfterMs: number;
   /** ± this share of the interval, so instances do not scan in lockstep. */
   readonly jitterRatio: number;
+  /** DELIVERY_MAX_AGE_MS: work created longer ago than this is `dead` (`expired`) instead of sent. */
+  readonly maxAgeMs: number;
 }
 
 /**
  * Finds work that no sender holds (due `failed`, expired `sending`, stranded `pending`) at startup and then
  * every interval, and hands it to the dispatcher, whose claim decides who sends. Expired leases with no
- * attempts left become `dead` with `sending_lease_expired`.
+ * attempts left become `dead` with `sending_lease_expired`; work older than `maxAgeMs` becomes `dead` with
+ * `expired` (rows a stopped Go service left behind must not go out days late).
  */
 export function createRetryLoop(deps: {
   readonly records: RecordScans;
@@ -34,16 +38,21 @@ export function createRetryLoop(deps: {
 
   async function scanOnce() {
     const now = clock.now();
+    const strandedBefore = new Date(now.getTime() - options.strandedAfterMs);
     const killed = await records.killExhaustedLeases(now);
-    const due = await records.findDue(
+    const expired = await records.expireOld(
       now,
-      new Date(now.getTime() - options.strandedAfterMs),
-      options.batchSize,
+      strandedBefore,
+      new Date(now.getTime() - options.maxAgeMs),
+      `not sent: created more than ${formatDuration(options.maxAgeMs)} ago (DELIVERY_MAX_AGE_MS)`,
     );
+    const due = await records.findDue(now, strandedBefore, options.batchSize);
     deliveries.submit(due.map(({ id, userId }) => ({ recordId: id, userId })));
-    if (due.length > 0 || killed > 0) logger.info("retry scan", { found: due.length, killed });
-    events.emit("retry:scanned", { found: due.length, killed });
-    return { found: due.length, killed };
+    if (due.length > 0 || killed > 0 || expired > 0) {
+      logger.info("retry scan", { found: due.length, killed, expired });
+    }
+    events.emit("retry:scanned", { found: due.length, killed, expired });
+    return { found: due.length, killed, expired };
   }
 
   return {

@@ -3,7 +3,7 @@ import type { EventHub } from "../lib/event-hub.ts";
 import type { Logger } from "../lib/logger.ts";
 import { runPeriodically } from "../lib/periodic.ts";
 import type { OutboxEvents } from "./outbox-events.ts";
-import type { SweeperStore } from "./store/sweeper-store.ts";
+import type { SweeperStore, SweepResult } from "./store/sweeper-store.ts";
 
 export interface SweeperOptions {
   /**
@@ -12,11 +12,17 @@ export interface SweeperOptions {
    * (harmless for idempotent handlers, but wasteful).
    */
   readonly staleAfterMs: number;
+  /** OUTBOX_CLAIMED_MAX_AGE_MS: such a row created longer ago than this is dead, not re-queued. */
+  readonly maxAgeMs: number;
   readonly intervalMs: number;
   readonly batchSize: number;
 }
 
-/** Re-queues rows stuck in the claimed state (`published`, weakness 3): at startup, then every interval. */
+/**
+ * Re-queues rows stuck in the claimed state (`published`, weakness 3): at startup, then every interval. Rows
+ * older than `maxAgeMs` (e.g. ones SmartFlow's Go service published and never consumed, found when this
+ * service replaces it) are dead with their age instead.
+ */
 export function createClaimSweeper(deps: {
   readonly store: SweeperStore;
   readonly clock: Clock;
@@ -26,22 +32,25 @@ export function createClaimSweeper(deps: {
 }) {
   const { store, clock, logger, events, options } = deps;
 
-  async function sweepOnce(): Promise<{ retried: number; exhausted: number }> {
+  async function sweepOnce(): Promise<SweepResult> {
     let retried = 0;
     let exhausted = 0;
+    let expired = 0;
     for (;;) {
       const now = clock.now();
       const before = new Date(now.getTime() - options.staleAfterMs);
-      const result = await store.requeueStaleClaims(before, now, options.batchSize);
+      const createdBefore = new Date(now.getTime() - options.maxAgeMs);
+      const result = await store.requeueStaleClaims(before, now, options.batchSize, createdBefore);
       retried += result.retried;
       exhausted += result.exhausted;
-      if (result.retried + result.exhausted < options.batchSize) break;
+      expired += result.expired;
+      if (result.retried + result.exhausted + result.expired < options.batchSize) break;
     }
-    if (retried + exhausted > 0) {
-      logger.warn("outbox sweeper re-queued stale claims", { retried, exhausted });
-      events.emit("sweeper:requeued", { retried, exhausted });
+    if (retried + exhausted + expired > 0) {
+      logger.warn("outbox sweeper re-queued stale claims", { retried, exhausted, expired });
+      events.emit("sweeper:requeued", { retried, exhausted, expired });
     }
-    return { retried, exhausted };
+    return { retried, exhausted, expired };
   }
 
   return {

@@ -45,10 +45,11 @@ export async function decideAll(
         kind: "dead",
         reason: `no handler registered for event type ${envelope.eventType}`,
       };
-    } else if (!handler.versions.includes(envelope.eventVersion)) {
+    } else if (!handler.versions.includes(envelope.eventVersion.trim())) {
+      // SmartFlow's Go handler's `last_error` for this, word for word (operators search for it).
       decisions[index] = {
         kind: "dead",
-        reason: `${envelope.eventType} event_version not supported: ${JSON.stringify(envelope.eventVersion)}`,
+        reason: `${envelope.eventType} event_version 不匹配: ${envelope.eventVersion.trim()}`,
       };
     } else {
       const group = byHandler.get(handler);

@@ -15,6 +15,6 @@ export interface OutboxEvents {
     readonly skipped: readonly number[];
   };
   "consumer:dropped": { readonly reason: string; readonly topic: string; readonly offset: string };
-  "sweeper:requeued": { readonly retried: number; readonly exhausted: number };
+  "sweeper:requeued": { readonly retried: number; readonly exhausted: number; readonly expired: number };
   [name: string]: unknown;
 }

@@ -143,7 +143,7 @@ describe("the gRPC API on MariaDB + Kafka", () => {
       }>("TestFeishuWebhook", { user_id: 301 });
       assert.deepEqual(
         [skipped.status, skipped.outcome, skipped.skipped, skipped.message],
-        ["failed", "skipped", true, "飞书 webhook 未配置或未启用"],
+        ["failed", "skipped", true, "用户未配置飞书 Webhook 触发器"],
       );
     } finally {
       client.close();
@@ -268,10 +268,20 @@ describe("the gRPC API on MariaDB + Kafka", () => {
         ["DeleteFeishuWebhook", { user_id: 0 }, grpc.status.UNAUTHENTICATED, "40014"],
         ["TestFeishuWebhook", { user_id: -1 }, grpc.status.UNAUTHENTICATED, "40014"],
       ];
+      const goInfo: Record<string, string> = {
+        "40014": "unauthorized",
+        "40004": "missing param",
+        "40005": "wrong param type",
+      };
       for (const [method, request, code, reason] of legacyCases) {
+        const what = `${method} ${JSON.stringify(request)}`;
         const error = await legacy.call(method, request).catch((e: unknown) => e);
-        assert.equal((error as grpc.ServiceError).code, code, `${method} ${JSON.stringify(request)}`);
-        assert.equal(errorDetails(error).errorInfo?.reason, reason, `${method} ${JSON.stringify(request)}`);
+        assert.equal((error as grpc.ServiceError).code, code, what);
+        const { errorInfo, badRequest } = errorDetails(error);
+        assert.equal(errorInfo?.reason, reason, what);
+        assert.equal((error as grpc.ServiceError).details, goInfo[reason], `${what}: Go's message`);
+        assert.equal(errorInfo?.metadata.info, goInfo[reason], what);
+        assert.ok(badRequest?.fieldViolations[0]?.description, `${what}: our words in BadRequest`);
       }
 
       const expectField = async (

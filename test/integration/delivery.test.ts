@@ -237,15 +237,26 @@ for (const backend of backends) {
         const reasons = new Map(
           (await outboxRows(app, ids)).map((row) => [row.id, `${row.status}: ${row.last_error}`]),
         );
-        assert.match(reasons.get(poison.badJson) ?? "", /^dead: .*payload must be a JSON object/);
-        assert.match(reasons.get(poison.noUser) ?? "", /^dead: .*user_id must be a positive integer/);
-        assert.match(reasons.get(poison.noPreview) ?? "", /^dead: .*preview_id is required/);
-        assert.match(
-          reasons.get(poison.badUrl) ?? "",
-          /^dead: .*target_url must be a relative \/assistant\/ path/,
+        // SmartFlow's Go handler's prefixes, exactly (operators search for them); then our own words.
+        const event = "notification.feishu.requested";
+        assert.equal(
+          reasons.get(poison.badJson),
+          `dead: 解析 ${event} 载荷失败: payload must be a JSON object`,
         );
-        assert.match(reasons.get(poison.noTime) ?? "", /^dead: .*requested_at must be an RFC 3339 time/);
-        assert.match(reasons.get(poison.badVersion) ?? "", /^dead: .*event_version not supported: "2"/);
+        assert.equal(
+          reasons.get(poison.noUser),
+          `dead: ${event} 载荷非法: user_id must be a positive integer`,
+        );
+        assert.equal(reasons.get(poison.noPreview), `dead: ${event} 载荷非法: preview_id is required`);
+        assert.equal(
+          reasons.get(poison.badUrl),
+          `dead: ${event} 载荷非法: target_url must be a relative /assistant/ path`,
+        );
+        assert.equal(
+          reasons.get(poison.noTime),
+          `dead: ${event} 载荷非法: requested_at is required (an RFC 3339 time)`,
+        );
+        assert.equal(reasons.get(poison.badVersion), `dead: ${event} event_version 不匹配: 2`);
         assert.equal(env.fake.requestsFor("flowkey0113").length, 1);
         const { rows } = {
           rows: await query<{ n: number }>(

@@ -194,7 +194,7 @@ for (const backend of backends) {
         assert.equal(rows.get(badRow.id)?.status, "dead");
         assert.match(rows.get(badRow.id)?.last_error ?? "", /cannot decode outbox envelope: invalid JSON/);
         assert.equal(rows.get(badVersion)?.status, "dead");
-        assert.match(rows.get(badVersion)?.last_error ?? "", /event_version not supported: "9"/);
+        assert.match(rows.get(badVersion)?.last_error ?? "", / event_version 不匹配: 9$/);
         assert.equal(rows.get(badPayload)?.status, "dead");
         assert.match(rows.get(badPayload)?.last_error ?? "", /payload.user_id must be a positive integer/);
         assert.equal(rows.get(good)?.status, "consumed");

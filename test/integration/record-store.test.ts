@@ -7,6 +7,8 @@ import { isClaimable, RecordStatus, SENDING_LEASE_EXPIRED } from "../../src/noti
 import { backends, createTestEnv, startApp, type TestEnv } from "../support/harness.ts";
 
 const MINUTE = 60_000;
+/** DELIVERY_SENDING_LEASE_MS's default, Go's 10 minutes. */
+const LEASE = 10 * MINUTE;
 
 /**
  * The records table's SQL against record-state.ts's rules, on both databases: the claim takes exactly the
@@ -37,6 +39,9 @@ for (const backend of backends) {
       maxAttempts?: number;
       nextRetryInMs?: number;
       leaseInMs?: number;
+      /** When the row was last written (default: now); Go's `sending` rows are judged by it. */
+      updatedInMs?: number;
+      createdInMs?: number;
       lastErrorCode?: string;
       token?: string;
     }): Promise<NotificationRecord> {
@@ -77,6 +82,8 @@ for (const backend of backends) {
           lease_until: at(state.leaseInMs),
           last_error_code: state.lastErrorCode ?? null,
           claim_token: state.token ?? null,
+          updated_at: app.db.traits.time(new Date(now.getTime() + (state.updatedInMs ?? 0))),
+          created_at: app.db.traits.time(new Date(now.getTime() + (state.createdInMs ?? 0))),
         })
         .where("id", "=", taken.record.id)
         .execute();
@@ -98,9 +105,17 @@ for (const backend of backends) {
         await given({ status: "sent", attempts: 1 }),
         await given({ status: "dead", attempts: 5 }),
         await given({ status: "skipped", attempts: 1 }),
+        // Left in `sending` by SmartFlow's Go service: no lease_until, judged by updated_at + the lease.
+        await given({ status: "sending", attempts: 1, updatedInMs: -30 * MINUTE }),
+        await given({ status: "sending", attempts: 1, updatedInMs: -5 * MINUTE }),
+        await given({ status: "sending", attempts: 5, updatedInMs: -30 * MINUTE }),
       ];
-      const expected = records.filter((r) => isClaimable(r, now)).map((r) => r.id);
-      assert.equal(expected.length, 4, "pending, due failed, expired lease, pending without max_attempts");
+      const expected = records.filter((r) => isClaimable(r, now, LEASE)).map((r) => r.id);
+      assert.equal(
+        expected.length,
+        5,
+        "pending, due failed, expired lease, pending without max_attempts, Go's sending 30 min ago",
+      );
       const leaseUntil = new Date(now.getTime() + 10 * MINUTE);
       const claimed = await app.records.claim(
         records.map((r) => r.id),
@@ -180,8 +195,11 @@ for (const backend of backends) {
       const withAttemptsLeft = await given({ status: "sending", attempts: 2, leaseInMs: -1, token: "gone" });
       const stillLeased = await given({ status: "sending", attempts: 5, leaseInMs: MINUTE, token: "busy" });
       const failedOut = await given({ status: "failed", attempts: 5, nextRetryInMs: -1 });
+      const goExhausted = await given({ status: "sending", attempts: 5, updatedInMs: -11 * MINUTE });
+      const goLeased = await given({ status: "sending", attempts: 5, updatedInMs: -9 * MINUTE });
+      const goRetriable = await given({ status: "sending", attempts: 1, updatedInMs: -30 * MINUTE });
       const killed = await app.records.killExhaustedLeases(now);
-      assert.ok(killed >= 1);
+      assert.ok(killed >= 2);
       const read = async (r: NotificationRecord) => {
         const row = await app.records.get(r.id);
         return [row?.status, row?.lastErrorCode, row?.leaseUntil === null];
@@ -190,12 +208,61 @@ for (const backend of backends) {
       assert.deepEqual(await read(withAttemptsLeft), ["sending", null, false], "the retry scan reclaims it");
       assert.deepEqual(await read(stillLeased), ["sending", null, false], "its sender may still finish");
       assert.deepEqual(await read(failedOut), ["failed", null, true]);
+      assert.deepEqual(await read(goExhausted), ["dead", SENDING_LEASE_EXPIRED, true], "Go's, lease over");
+      assert.deepEqual(await read(goLeased), ["sending", null, true], "Go's, within its lease");
       const due = await app.records.findDue(now, new Date(now.getTime() - MINUTE), 1_000);
       assert.ok(
         due.some((d) => d.id === withAttemptsLeft.id),
         "an expired lease with attempts left is due",
       );
-      assert.ok(!due.some((d) => d.id === exhausted.id));
+      assert.ok(
+        due.some((d) => d.id === goRetriable.id),
+        "so is Go's sending record 30 min later",
+      );
+      assert.ok(!due.some((d) => [exhausted.id, goExhausted.id, goLeased.id].includes(d.id)));
+    });
+
+    test("expireOld: work the scan would find, created before the limit, is dead (expired); nothing else", async () => {
+      const DAY = 24 * 60 * MINUTE;
+      const old = { createdInMs: -7 * DAY };
+      const oldPending = await given({ status: "pending", ...old, updatedInMs: -7 * DAY });
+      const oldFailed = await given({ status: "failed", attempts: 1, nextRetryInMs: -1, ...old });
+      const oldGoSending = await given({ status: "sending", attempts: 1, ...old, updatedInMs: -7 * DAY });
+      const oldLeased = await given({
+        status: "sending",
+        attempts: 1,
+        leaseInMs: MINUTE,
+        token: "t",
+        ...old,
+      });
+      const oldNotDue = await given({ status: "failed", attempts: 1, nextRetryInMs: MINUTE, ...old });
+      const oldOperatorRetry = await given({
+        status: "pending",
+        lastErrorCode: "manual_retry",
+        ...old,
+        updatedInMs: -DAY,
+      });
+      const oldSent = await given({ status: "sent", attempts: 1, ...old });
+      const youngPending = await given({ status: "pending", createdInMs: -DAY / 2, updatedInMs: -DAY / 2 });
+      const expired = await app.records.expireOld(
+        now,
+        new Date(now.getTime() - 2 * MINUTE),
+        new Date(now.getTime() - DAY),
+        "not sent: too old",
+      );
+      assert.equal(expired, 3);
+      const read = async (r: NotificationRecord) => {
+        const row = await app.records.get(r.id);
+        return [row?.status, row?.lastErrorCode, row?.lastError];
+      };
+      for (const r of [oldPending, oldFailed, oldGoSending]) {
+        assert.deepEqual(await read(r), ["dead", "expired", "not sent: too old"]);
+      }
+      assert.deepEqual((await read(oldLeased)).slice(0, 2), ["sending", null], "its sender may finish");
+      assert.deepEqual((await read(oldNotDue)).slice(0, 2), ["failed", null]);
+      assert.deepEqual((await read(oldOperatorRetry)).slice(0, 2), ["pending", "manual_retry"]);
+      assert.deepEqual((await read(oldSent)).slice(0, 2), ["sent", null]);
+      assert.deepEqual((await read(youngPending)).slice(0, 2), ["pending", null]);
     });
 
     test("an operator's retry gives a failed or dead record one more attempt, and nothing else", async () => {
@@ -208,7 +275,7 @@ for (const backend of backends) {
         [retried?.status, retried?.attemptCount, retried?.maxAttempts, retried?.lastErrorCode],
         ["pending", 5, 6, "manual_retry"],
       );
-      assert.ok(retried && isClaimable(retried, now));
+      assert.ok(retried && isClaimable(retried, now, LEASE));
     });
   });
 }

@@ -11,6 +11,8 @@ const cert = readFileSync(caFile);
 export interface ReceivedRequest {
   readonly kind: "flow" | "bot";
   readonly key: string;
+  /** The request's path and query, as sent. */
+  readonly path: string;
   readonly headers: IncomingMessage["headers"];
   readonly body: Record<string, unknown>;
   readonly raw: string;
@@ -64,8 +66,9 @@ export async function startFakeFeishu() {
     req.on("end", () => {
       const raw = Buffer.concat(chunks).toString("utf8");
       const path = req.url ?? "";
-      const flow = path.match(/^\/flow\/api\/trigger-webhook\/([^/?]+)$/);
-      const bot = path.match(/^\/open-apis\/bot\/v2\/hook\/([^/?]+)$/);
+      // A key, then (as Go-era stored URLs have) an optional trailing slash and query.
+      const flow = path.match(/^\/flow\/api\/trigger-webhook\/([^/?]+)\/?(?:\?.*)?$/);
+      const bot = path.match(/^\/open-apis\/bot\/v2\/hook\/([^/?]+)\/?(?:\?.*)?$/);
       if (req.method !== "POST" || (!flow && !bot)) {
         res.writeHead(404).end();
         return;
@@ -78,7 +81,7 @@ export async function startFakeFeishu() {
       }
       const kind = flow ? "flow" : "bot";
       const keyOf = (flow?.[1] ?? bot?.[1] ?? "") as string;
-      requests.push({ kind, key: keyOf, headers: req.headers, body, raw, at: performance.now() });
+      requests.push({ kind, key: keyOf, path, headers: req.headers, body, raw, at: performance.now() });
       for (const listener of listeners) listener();
       const reply = scripts.get(keyOf)?.shift() ?? {};
       void answer(res, reply, () => {

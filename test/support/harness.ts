@@ -18,6 +18,8 @@ export interface TestEnv {
   readonly groupId: string;
   /** Environment shared by every app of this test (same database, topic and group). */
   readonly env: Record<string, string>;
+  /** The test's own MariaDB database (mysql+kafka only), for SQL written as other services write it. */
+  readonly database: TestDatabase | undefined;
   dispose(): Promise<void>;
 }
 
@@ -54,6 +56,7 @@ export async function createTestEnv(backend: Backend, extra: Record<string, stri
     topic,
     groupId,
     env,
+    database,
     async dispose() {
       await database?.drop();
     },

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { configSpec } from "../../src/config/config-spec.ts";
+import type { GoDeploymentFiles } from "../../src/config/go-deployment.ts";
 import { ConfigError, configKeys, loadConfig } from "../../src/config/load-config.ts";
 import { settingsOf } from "../../src/config/setting.ts";
 
@@ -72,6 +73,9 @@ test("a bad value stops startup with a message that names the key", () => {
     [{ FRONTEND_BASE_URL: "smartflow" }, /FRONTEND_BASE_URL must be an http\(s\) URL/],
     [{ GRPC_ADDR: "9082" }, /GRPC_ADDR must be host:port/],
     [{ SECRETS_KEY: "c2hvcnQ=" }, /SECRETS_KEY must be the base64 of exactly 32 bytes/],
+    [{ DATABASE_TIME_ZONE: "Asia/Beijing" }, /DATABASE_TIME_ZONE must be local or an IANA time zone/],
+    [{ OUTBOX_CLAIMED_MAX_AGE_MS: "600000" }, /OUTBOX_CLAIMED_MAX_AGE_MS must be longer than OUTBOX_STALE/],
+    [{ DELIVERY_MAX_AGE_MS: "120000" }, /DELIVERY_MAX_AGE_MS must be longer than DELIVERY_SENDING_LEASE_MS/],
   ];
   for (const [env, message] of cases) {
     assert.throws(
@@ -98,4 +102,76 @@ test("route overrides apply to the named service only", () => {
     notification: { table: "notif_outbox" },
     "active-scheduler": { topic: "as.topic" },
   });
+});
+
+test("the database time zone and the age limits", () => {
+  const defaults = loadConfig({});
+  assert.equal(defaults.database.timeZone, "local");
+  assert.equal(defaults.outbox.claimedMaxAgeMs, 86_400_000);
+  assert.equal(defaults.delivery.maxAgeMs, 86_400_000);
+  assert.equal(loadConfig({ DATABASE_TIME_ZONE: "Asia/Shanghai" }).database.timeZone, "Asia/Shanghai");
+});
+
+/** A Go deployment's files, as SmartFlow's docker image holds them (/app/backend/config.yaml). */
+function goFiles(yaml: string): { cwd: string; files: GoDeploymentFiles } {
+  return {
+    cwd: "/app",
+    files: { exists: (path) => path === "/app/backend/config.yaml", read: () => yaml },
+  };
+}
+
+const goYaml = `
+database: {host: mysql, port: 3306, user: smartflow, password: secret, dbname: smartflow}
+kafka: {enabled: true, brokers: ["kafka:9092"], maxRetry: 30}
+outbox: {services: {notification: {topic: sf.notification.outbox, groupID: sf-notification}}}
+notification:
+  rpc: {listenOn: "0.0.0.0:19082", timeout: 6s}
+  frontendBaseURL: https://smartflow.example.org
+  retryScanEvery: 30s
+  retryBatchSize: 50
+`;
+
+test("a Go deployment's config.yaml is merged under our own variables, which win", () => {
+  const config = loadConfig({ KAFKA_BROKERS: "ours:9092", GRPC_ADDR: " " }, goFiles(goYaml));
+  assert.deepEqual(config.database.target, {
+    kind: "mysql",
+    url: "mysql://smartflow:secret@mysql:3306/smartflow",
+  });
+  assert.deepEqual(config.kafka.brokers, ["ours:9092"], "our KAFKA_BROKERS wins");
+  assert.deepEqual(config.api.address, { host: "0.0.0.0", port: 19082 }, "a blank variable is unset");
+  assert.equal(config.outbox.maxRetry, 30);
+  assert.deepEqual(config.outbox.routeOverrides, {
+    notification: { topic: "sf.notification.outbox", groupId: "sf-notification" },
+  });
+  assert.equal(config.feishu.frontendBaseUrl, "https://smartflow.example.org");
+  assert.equal(config.delivery.retryScanIntervalMs, 30_000);
+  assert.equal(config.delivery.retryBatchSize, 50);
+  assert.equal(config.goDeployment.file, "/app/backend/config.yaml");
+  assert.equal(config.goDeployment.keys.GRPC_ADDR, "notification.rpc.listenOn");
+  assert.equal(config.goDeployment.keys.KAFKA_BROKERS, undefined, "not from Go: ours was set");
+  assert.deepEqual(loadConfig({}).goDeployment, { file: undefined, keys: {} });
+});
+
+test("a bad Go value stops startup naming the Go key it came from", () => {
+  const cases: [Record<string, string>, string, RegExp][] = [
+    [{}, "notification: {rpc: {timeout: soon}}", /Go deployment config: notification\.rpc\.timeout must be/],
+    [{}, "kafka: {enabled: true}", /kafka\.enabled is true but kafka\.brokers is empty/],
+    [
+      {},
+      "notification: {rpc: {listenOn: ':x'}}",
+      /GRPC_ADDR must be host:port.*\(GRPC_ADDR came from notification\.rpc\.listenOn in \/app\/backend\/config\.yaml\)/,
+    ],
+    [
+      { SMARTFLOW_NOTIFICATION_RPC_TIMEOUT: "2s" },
+      "",
+      /FEISHU_TIMEOUT_MS must be shorter than RPC_TIMEOUT_MS \(RPC_TIMEOUT_MS came from SMARTFLOW_NOTIFICATION_RPC_TIMEOUT\)$/,
+    ],
+  ];
+  for (const [env, yaml, message] of cases) {
+    assert.throws(
+      () => loadConfig(env, goFiles(yaml)),
+      (error: unknown) => error instanceof ConfigError && message.test(error.message),
+      yaml,
+    );
+  }
 });

@@ -84,7 +84,11 @@ test("the file is found where viper looks, and SMARTFLOW_CONFIG_FILE wins", () =
     () => readGoDeployment({ SMARTFLOW_CONFIG_FILE: "missing.yaml" }, { cwd: "/app", files }),
     /SMARTFLOW_CONFIG_FILE names "missing.yaml", which does not exist/,
   );
-  assert.deepEqual(readGoDeployment({}, { cwd: "/elsewhere", files }), { file: undefined, env: {} });
+  assert.deepEqual(readGoDeployment({}, { cwd: "/elsewhere", files }), {
+    file: undefined,
+    env: {},
+    from: {},
+  });
 });
 
 test("SMARTFLOW_* variables override the file, as viper's AutomaticEnv does", () => {
@@ -103,6 +107,21 @@ test("SMARTFLOW_* variables override the file, as viper's AutomaticEnv does", ()
   assert.equal(env.DATABASE_URL, "mysql://smartflow_user:p%40ss%3Aw%2Frd@db.internal:3306/smartflow");
   assert.equal(env.RPC_TIMEOUT_MS, "6000", "a timeout ≤ 0 is Go's default, 6 s");
   assert.equal(env.DELIVERY_RETRY_SCAN_INTERVAL_MS, "90000");
+});
+
+test("each key says which Go keys or variables it came from", () => {
+  const { from } = readGoDeployment(
+    { SMARTFLOW_NOTIFICATION_RPC_LISTENON: "0.0.0.0:19082", SMARTFLOW_DATABASE_HOST: "db.internal" },
+    { cwd: "/app", files: filesWith({ "/app/config.yaml": goConfig }) },
+  );
+  assert.equal(from.GRPC_ADDR, "SMARTFLOW_NOTIFICATION_RPC_LISTENON");
+  assert.equal(from.RPC_TIMEOUT_MS, "notification.rpc.timeout");
+  assert.equal(
+    from.DATABASE_URL,
+    "SMARTFLOW_DATABASE_HOST, database.dbname, database.port, database.user, database.password",
+  );
+  assert.equal(from.KAFKA_BROKERS, "kafka.enabled, kafka.brokers");
+  assert.equal(from.OUTBOX_SERVICES_NOTIFICATION_GROUP_ID, "outbox.services.notification.groupID");
 });
 
 test("variables alone apply without a file; kafka disabled means the in-process bus", () => {

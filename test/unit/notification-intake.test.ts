@@ -33,6 +33,7 @@ test("intake: a poison payload fails alone; a record that needs a send is queued
     clock: createManualClock(now),
     logger: silentLogger,
     events: createEventHub<DeliveryEvents>(),
+    leaseMs: 60_000,
   });
   const event = (outboxId: number, payload: unknown) => ({ outboxId, payload: JSON.stringify(payload) });
   const failures = await handler.handle([

@@ -27,15 +27,42 @@ test("an event queues a send for a waiting, due or abandoned record, and for not
     [{ status: "skipped" }, false],
   ];
   for (const [overrides, expected] of cases) {
-    assert.equal(needsSend(aRecord(overrides), now), expected, JSON.stringify(overrides));
+    assert.equal(needsSend(aRecord(overrides), now, 60_000), expected, JSON.stringify(overrides));
   }
 });
 
+test("a Go-era sending record (no lease_until) is judged by updated_at + the lease, as Go judged it", () => {
+  const leaseMs = 10 * 60_000;
+  const goSending = (minutesAgo: number) =>
+    aRecord({
+      status: "sending",
+      attemptCount: 1,
+      leaseUntil: null,
+      updatedAt: new Date(now.getTime() - minutesAgo * 60_000),
+    });
+  assert.equal(needsSend(goSending(30), now, leaseMs), true, "30 min without news: the sender is gone");
+  assert.equal(isClaimable(goSending(30), now, leaseMs), true);
+  assert.equal(needsSend(goSending(5), now, leaseMs), false, "5 min: Go's lease still runs");
+  assert.equal(isClaimable(goSending(5), now, leaseMs), false);
+  assert.equal(isClaimable(goSending(10), now, leaseMs), true, "the lease ends at updated_at + lease");
+  assert.equal(
+    needsSend(aRecord({ status: "sending", leaseUntil: future, updatedAt: new Date(0) }), now, leaseMs),
+    false,
+    "a lease this service wrote wins over updated_at",
+  );
+});
+
 test("a claim needs attempts left as well", () => {
-  assert.equal(isClaimable(aRecord({ status: "pending", attemptCount: 4 }), now), true);
-  assert.equal(isClaimable(aRecord({ status: "pending", attemptCount: 5 }), now), false);
-  assert.equal(isClaimable(aRecord({ status: "sending", attemptCount: 5, leaseUntil: past }), now), false);
-  assert.equal(isClaimable(aRecord({ status: "failed", attemptCount: 2, maxAttempts: 0 }), now), true);
+  assert.equal(isClaimable(aRecord({ status: "pending", attemptCount: 4 }), now, 60_000), true);
+  assert.equal(isClaimable(aRecord({ status: "pending", attemptCount: 5 }), now, 60_000), false);
+  assert.equal(
+    isClaimable(aRecord({ status: "sending", attemptCount: 5, leaseUntil: past }), now, 60_000),
+    false,
+  );
+  assert.equal(
+    isClaimable(aRecord({ status: "failed", attemptCount: 2, maxAttempts: 0 }), now, 60_000),
+    true,
+  );
 });
 
 test("a finished attempt: sent, skipped, dead, or failed with the next attempt scheduled", () => {

@@ -1,22 +1,24 @@
 import type { DeliveryProvider } from "../../notifications/ports/delivery-provider.ts";
+import type { WebhookPolicy } from "../../notifications/ports/webhook-policy.ts";
 import type { FeishuContext } from "./feishu-request.ts";
 import { sendFlowTrigger } from "./flow-trigger.ts";
 import { sendGroupBot } from "./group-bot.ts";
-import { maskWebhookUrl, parseWebhookUrl } from "./webhook-url.ts";
 
 export interface FeishuProviderOptions extends FeishuContext {
-  readonly allowedHosts: readonly string[];
+  /** The URL rules (webhook-url.ts); a send checks the stored URL with `parseStored`. */
+  readonly policy: WebhookPolicy;
 }
 
 /**
- * Feishu delivery, one protocol per webhook kind, chosen by the URL (checked again at every send: a row
- * written by hand or before the rules changed is `invalid_url`, never posted): Flow triggers
- * (flow-trigger.ts) and group custom bots (group-bot.ts).
+ * Feishu delivery, one protocol per webhook kind, chosen by the URL (checked again at every send, leniently:
+ * a row SmartFlow's Go service saved is posted to as Go posted to it, and a URL that is unsafe is
+ * `invalid_url`, never posted): Flow triggers (flow-trigger.ts) and group custom bots (group-bot.ts).
  */
 export function createFeishuProvider(options: FeishuProviderOptions): DeliveryProvider {
+  const { policy } = options;
   return {
     async send(destination, request, signal) {
-      const parsed = parseWebhookUrl(destination.url, options.allowedHosts);
+      const parsed = policy.parseStored(destination.url);
       if (!parsed.ok) {
         return {
           outcome: "permanent_fail",
@@ -25,14 +27,15 @@ export function createFeishuProvider(options: FeishuProviderOptions): DeliveryPr
           requestPayload: {
             notification_id: request.notificationId,
             user_id: request.userId,
-            webhook: maskWebhookUrl(destination.url),
+            webhook: policy.mask(destination.url),
           },
           responsePayload: null,
         };
       }
+      const target = { ...destination, url: parsed.url };
       return parsed.kind === "group_bot"
-        ? sendGroupBot(options, destination, request, signal)
-        : sendFlowTrigger(options, destination, request, signal);
+        ? sendGroupBot(options, target, request, signal)
+        : sendFlowTrigger(options, target, request, signal);
     },
   };
 }

@@ -36,8 +36,14 @@ export interface RecordScans {
   /** `sending` records whose lease expired with no attempts left become `dead` (`sending_lease_expired`). */
   killExhaustedLeases(now: Date): Promise<number>;
   /**
-   * Work no sender holds, oldest first: due `failed` records, `sending` ones whose lease expired, and `pending`
-   * ones untouched since `strandedBefore` (weakness 7).
+   * What `findDue` would find, but created at or before `createdBefore`, becomes `dead` with `expired` and
+   * `reason` instead of being sent; an operator's retry (`manual_retry`) is exempt. Returns how many.
+   */
+  expireOld(now: Date, strandedBefore: Date, createdBefore: Date, reason: string): Promise<number>;
+  /**
+   * Work no sender holds, oldest first: due `failed` records, `sending` ones whose lease expired (judged from
+   * `updated_at` on rows Go left without a lease), and `pending` ones untouched since `strandedBefore`
+   * (weakness 7).
    */
   findDue(now: Date, strandedBefore: Date, limit: number): Promise<DueRecord[]>;
 }

@@ -9,8 +9,13 @@ export type ParsedWebhook =
   | { readonly ok: false; readonly reason: string };
 
 export interface WebhookPolicy {
-  /** Checks a URL and tells its kind; `url` is the normalised form to store. */
+  /** Checks a URL a user saves (strict) and tells its kind; `url` is the normalised form to store. */
   parse(raw: string): ParsedWebhook;
-  /** The URL as logs and API responses may show it (its key masked). */
+  /**
+   * Checks a stored URL at send time (lenient: rows SmartFlow's Go service saved keep working where they are
+   * safe) and tells its kind; `url` is where to send.
+   */
+  parseStored(raw: string): ParsedWebhook;
+  /** The URL as logs and API responses may show it (its key masked); never throws. */
   mask(raw: string): string;
 }

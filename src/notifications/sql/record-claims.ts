@@ -8,7 +8,7 @@ import {
   RecordStatus,
   SENDING_LEASE_EXPIRED,
 } from "../record-state.ts";
-import { type RecordsTable, selectRecords, toRecord } from "./record-rows.ts";
+import { leaseExpired, type RecordsTable, selectRecords, toRecord } from "./record-rows.ts";
 
 const maxAttempts = sql<number>`case when max_attempts > 0 then max_attempts else ${DEFAULT_MAX_ATTEMPTS} end`;
 
@@ -46,7 +46,7 @@ export function createRecordClaims(table: RecordsTable): RecordClaims {
           eb.or([
             eb("status", "=", RecordStatus.pending),
             eb.and([eb("status", "=", RecordStatus.failed), eb("next_retry_at", "<=", stamp)]),
-            eb.and([eb("status", "=", RecordStatus.sending), eb("lease_until", "<=", stamp)]),
+            leaseExpired(table, now)(eb),
           ]),
         )
         .execute();

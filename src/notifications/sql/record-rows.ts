@@ -1,13 +1,36 @@
-import type { Kysely } from "kysely";
+import type { Expression, ExpressionBuilder, Kysely, SqlBool } from "kysely";
 import type { DbTraits } from "../../db/db-traits.ts";
 import type { Database } from "../../db/schema.ts";
 import type { NotificationRecord } from "../record.ts";
-import { DEFAULT_MAX_ATTEMPTS } from "../record-state.ts";
+import { DEFAULT_MAX_ATTEMPTS, RecordStatus } from "../record-state.ts";
 
 /** The SQL adapter of the records table: one file per caller (intake, claims, scans, queries), sharing this. */
 export interface RecordsTable {
   readonly db: Kysely<Database>;
   readonly traits: DbTraits;
+  /** DELIVERY_SENDING_LEASE_MS: the lease of a `sending` row without `lease_until` (Go's), from `updated_at`. */
+  readonly sendingLeaseMs: number;
+}
+
+type RecordsWhere = ExpressionBuilder<Database, "notification_records">;
+
+/**
+ * `sending` with its lease over (record-state.ts `leaseEndsAt`): `lease_until` passed, or, on a row SmartFlow's
+ * Go service left in `sending` (no `lease_until`), `updated_at` older than the lease, as Go judged it.
+ */
+export function leaseExpired({ traits, sendingLeaseMs }: RecordsTable, now: Date) {
+  const goStale = traits.time(new Date(now.getTime() - sendingLeaseMs));
+  return (eb: RecordsWhere): Expression<SqlBool> =>
+    eb.and([
+      eb("status", "=", RecordStatus.sending),
+      eb.or([
+        eb("lease_until", "<=", traits.time(now)),
+        eb.and([
+          eb("lease_until", "is", null),
+          eb.or([eb("updated_at", "is", null), eb("updated_at", "<=", goStale)]),
+        ]),
+      ]),
+    ]);
 }
 
 export const recordColumns = [
