@@ -5,6 +5,8 @@
 #   scripts/kafka.sh start [DIR]   format and start a broker on free ports; prints KAFKA_BROKERS=host:port
 #   scripts/kafka.sh stop  [DIR]   SIGTERM the broker started in DIR, wait, then kill; removes DIR
 #   scripts/kafka.sh status [DIR]  exit 0 when the broker in DIR answers metadata requests
+#   scripts/kafka.sh kill [DIR]    kill -9 the broker started in DIR; keeps its log dir, config and ports
+#   scripts/kafka.sh restart [DIR] start the broker in DIR again on the same log dir and ports (after kill)
 #
 # DIR defaults to .cache/kafka/run. The broker's log is DIR/logs/server.log.
 set -euo pipefail
@@ -18,14 +20,16 @@ run_dir="${2:-$root/.cache/kafka/run}"
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
 
 fetch() {
-  if [[ -f "$cache/.complete" ]]; then return 0; fi
+  # The stamp holds the pom's checksum: a changed pom fetches again.
+  local sum; sum=$(sha256sum "$root/scripts/kafka/pom.xml" | cut -c1-64)
+  if [[ -f "$cache/.complete" && "$(cat "$cache/.complete")" == "$sum" ]]; then return 0; fi
   command -v mvn >/dev/null || { log "mvn is required to fetch Kafka (apt-get install maven)"; exit 1; }
   command -v java >/dev/null || { log "java 17+ is required to run Kafka"; exit 1; }
   log "fetching org.apache.kafka:kafka_2.13:$version and its dependencies into $libs"
   rm -rf "$libs" && mkdir -p "$libs"
   mvn -q -B -f "$root/scripts/kafka/pom.xml" dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$libs" >&2
-  touch "$cache/.complete"
+  echo "$sum" > "$cache/.complete"
 }
 
 free_port() {
@@ -66,17 +70,28 @@ share.coordinator.state.topic.replication.factor=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
 log.flush.interval.messages=9223372036854775807
+# A restart on the same log dir waits until the controller (in this same process, restarted too) expires the
+# previous incarnation's broker session: 9 s by default. A separate controller quorum would have expired it
+# while the broker was down; 3 s keeps a single-node restart close to that.
+broker.session.timeout.ms=3000
+broker.heartbeat.interval.ms=1000
 PROPS
-  local cp="$libs/*"
-  local jvm=(-Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true
-    "-Dkafka.logs.dir=$run_dir/logs" "-Dlog4j2.configurationFile=$root/scripts/kafka/log4j2.xml")
-  local id; id=$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
-  java "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool format -t "$id" -c "$run_dir/server.properties" \
+  local id; id=$(java -cp "$libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
+  java "${jvm[@]}" -cp "$libs/*" kafka.tools.StorageTool format -t "$id" -c "$run_dir/server.properties" \
     >"$run_dir/logs/format.log" 2>&1 || { cat "$run_dir/logs/format.log" >&2; exit 1; }
-  nohup java "${jvm[@]}" -cp "$cp" kafka.Kafka "$run_dir/server.properties" \
-    >"$run_dir/logs/stdout.log" 2>&1 &
-  echo $! > "$run_dir/pid"
   echo "127.0.0.1:$port" > "$run_dir/brokers"
+  launch
+}
+
+jvm=(-Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true
+  "-Dkafka.logs.dir=$run_dir/logs" "-Dlog4j2.configurationFile=$root/scripts/kafka/log4j2.xml")
+
+# Runs the broker configured in $run_dir (formatted already) and waits until it answers.
+launch() {
+  local port; port=$(cat "$run_dir/brokers"); port=${port##*:}
+  nohup java "${jvm[@]}" -cp "$libs/*" kafka.Kafka "$run_dir/server.properties" \
+    >>"$run_dir/logs/stdout.log" 2>&1 &
+  echo $! > "$run_dir/pid"
   local deadline=$((SECONDS + 90))
   until answers "127.0.0.1:$port"; do
     if ! kill -0 "$(cat "$run_dir/pid")" 2>/dev/null; then
@@ -103,10 +118,29 @@ stop() {
 
 status() { [[ -f "$run_dir/brokers" ]] && answers "$(cat "$run_dir/brokers")"; }
 
+kill_broker() {
+  [[ -f "$run_dir/pid" ]] || { log "no broker in $run_dir"; exit 1; }
+  local pid; pid=$(cat "$run_dir/pid")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -KILL "$pid"
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  fi
+}
+
+restart() {
+  [[ -f "$run_dir/server.properties" && -f "$run_dir/brokers" ]] || { log "no broker was started in $run_dir"; exit 1; }
+  if [[ -f "$run_dir/pid" ]] && kill -0 "$(cat "$run_dir/pid")" 2>/dev/null; then
+    log "the broker in $run_dir is still running"; exit 1
+  fi
+  launch
+}
+
 case "${1:-}" in
   fetch) fetch ;;
   start) start ;;
   stop) stop ;;
   status) status ;;
-  *) sed -n '2,10p' "$0"; exit 2 ;;
+  kill) kill_broker ;;
+  restart) restart ;;
+  *) sed -n '2,12p' "$0"; exit 2 ;;
 esac
