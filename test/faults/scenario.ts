@@ -317,8 +317,10 @@ export async function runScenario(infra: Infra, spec: ScenarioSpec): Promise<Sce
       }
     }
     const dead = numbers.filter((n) => deadNumbers.has(n)).length;
-    if (lostList.length > 0)
+    if (lostList.length > 0) {
       notes.push(`lost: ${lostList.slice(0, 20).join(", ")}${lostList.length > 20 ? " …" : ""}`);
+      notes.push(...(await describeNotifications(database.pool, lostList.slice(0, 5), users)));
+    }
     const alive = [...services.values()].every((s) => s.alive() || s.ended());
     const complete = lost === 0;
     const recoveryS = complete && healAt !== undefined ? (lastDelivered - healAt) / 1000 : null;
@@ -378,6 +380,34 @@ export async function runScenario(infra: Infra, spec: ScenarioSpec): Promise<Sce
       `${JSON.stringify({ run: runStamp, commit: commitOf(), label: process.env.FAULTS_LABEL ?? "", at: new Date().toISOString(), ...summary })}\n`,
     );
   }
+}
+
+/** Where a notification stands in the database: its outbox row(s) and its record. */
+async function describeNotifications(pool: mysql.Pool, numbers: readonly number[], users: number) {
+  const out: string[] = [];
+  for (const n of numbers) {
+    const key = dedupeKeyOf(n, users);
+    const [rows] = (await pool.query(
+      `select id, status, retry_count, published_at, consumed_at, last_error from ${OUTBOX_TABLE} where payload like ?`,
+      [`%"dedupe_key":"${key}"%`],
+    )) as [Record<string, unknown>[], unknown];
+    const [records] = (await pool.query(
+      "select id, status, attempt_count, last_error_code, lease_until from notification_records where dedupe_key = ?",
+      [key],
+    )) as [Record<string, unknown>[], unknown];
+    const time = (v: unknown) => (v instanceof Date ? v.toISOString().slice(11, 23) : String(v));
+    const outbox = rows
+      .map(
+        (r) =>
+          `#${r.id} ${r.status} retry_count=${r.retry_count} published_at=${time(r.published_at)} consumed_at=${time(r.consumed_at)}${r.last_error ? ` last_error=${String(r.last_error).slice(0, 80)}` : ""}`,
+      )
+      .join("; ");
+    const record = records
+      .map((r) => `#${r.id} ${r.status} attempts=${r.attempt_count} ${r.last_error_code ?? ""}`)
+      .join("; ");
+    out.push(`n=${n}: outbox ${outbox || "none"}; record ${record || "none"}`);
+  }
+  return out;
 }
 
 /** Notification numbers whose record, or one of whose outbox rows, is `dead` with a reason. */
