@@ -7,6 +7,8 @@
  *
  *   FAULTS=1,3 make test-faults      only some scenarios
  *   FAULTS_KEEP=1                    keep the private MariaDB and Kafka running afterwards (and their data)
+ *   FAULTS_DB_DOWN_MS=12000          MariaDB's downtime in scenario 2 (default 5 s)
+ *   FAULTS_CRASH_LIMIT=3             scenario 6: starts after which the poison should be dead
  */
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
@@ -27,6 +29,8 @@ import {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const selected = new Set((process.env.FAULTS ?? "1,2,3,4,5,6").split(",").map((s) => s.trim()));
 const results: ScenarioResult[] = [];
+/** How long MariaDB stays down in scenario 2. */
+const dbDownMs = Number(process.env.FAULTS_DB_DOWN_MS ?? 5_000);
 
 /** Kills the running instance named `name`, records what it had in flight, and starts a replacement. */
 async function killAndRestart(ctx: FaultContext, name: string, replacement: string) {
@@ -55,12 +59,12 @@ const scenarios: ScenarioSpec[] = [
   },
   {
     id: "2",
-    title: "private MariaDB kill -9, restarted 5 s later",
+    title: `private MariaDB kill -9, restarted ${dbDownMs / 1000} s later`,
     duplicates: "none",
     async fault(ctx) {
       const killed = ctx.markFault("mariadbd kill -9");
       await ctx.infra.db.kill();
-      await sleep(5_000 - (Date.now() - killed));
+      await sleep(dbDownMs - (Date.now() - killed));
       ctx.mark("mariadbd restart begins (same data folder and port)");
       await ctx.infra.db.restart();
       ctx.markHealed("MariaDB answers again");
