@@ -59,6 +59,8 @@ export function wireOutbox(infra: Infrastructure, handlers: readonly OutboxHandl
       events,
       options: {
         staleAfterMs: outbox.staleClaimMs,
+        // A claim waits for the previous batch's publish, then makes its own: two publish timeouts at most.
+        unackedAfterMs: 2 * outbox.publishTimeoutMs + 1_000,
         maxAgeMs: outbox.claimedMaxAgeMs,
         intervalMs: outbox.sweepIntervalMs,
         batchSize: 500,

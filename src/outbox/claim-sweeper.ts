@@ -12,6 +12,11 @@ export interface SweeperOptions {
    * (harmless for idempotent handlers, but wasteful).
    */
   readonly staleAfterMs: number;
+  /**
+   * A claimed row the broker has not acknowledged this long after its claim is re-queued: its relay died. It
+   * must outlast any publish (a claim waits for the previous batch's publish, then makes its own).
+   */
+  readonly unackedAfterMs: number;
   /** OUTBOX_CLAIMED_MAX_AGE_MS: such a row created longer ago than this is dead, not re-queued. */
   readonly maxAgeMs: number;
   readonly intervalMs: number;
@@ -39,8 +44,15 @@ export function createClaimSweeper(deps: {
     for (;;) {
       const now = clock.now();
       const before = new Date(now.getTime() - options.staleAfterMs);
+      const unackedBefore = new Date(now.getTime() - options.unackedAfterMs);
       const createdBefore = new Date(now.getTime() - options.maxAgeMs);
-      const result = await store.requeueStaleClaims(before, now, options.batchSize, createdBefore);
+      const result = await store.requeueStaleClaims(
+        before,
+        unackedBefore,
+        now,
+        options.batchSize,
+        createdBefore,
+      );
       retried += result.retried;
       exhausted += result.exhausted;
       expired += result.expired;

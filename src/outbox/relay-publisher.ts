@@ -125,7 +125,11 @@ async function publishOneByOne(deps: PublisherDeps, group: TopicGroup): Promise<
   return "ok";
 }
 
-/** Publishes rows' messages within the publish timeout, and reports them published. */
+/**
+ * Publishes rows' messages within the publish timeout, records the broker's acknowledgement and reports them
+ * published. A failed acknowledgement write only means an early re-queue and a second copy in the topic,
+ * which the consumer's row guard and the dedupe key absorb.
+ */
 async function publish(
   deps: PublisherDeps,
   topic: string,
@@ -133,7 +137,13 @@ async function publish(
   messages: readonly OutgoingMessage[],
 ) {
   await withTimeout(deps.bus.publish(topic, messages), deps.publishTimeoutMs, `publish to ${topic}`);
-  deps.events.emit("relay:published", { ids: rows.map((row) => row.id), topic });
+  const ids = rows.map((row) => row.id);
+  await settle(
+    deps,
+    () => deps.store.markPublished(ids, deps.clock.now()),
+    "record the broker's acknowledgement",
+  );
+  deps.events.emit("relay:published", { ids, topic });
 }
 
 async function failRows(deps: PublisherDeps, rows: readonly ClaimedRow[], error: unknown) {

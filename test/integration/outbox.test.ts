@@ -314,5 +314,73 @@ for (const backend of backends) {
         await app.stop();
       }
     });
+
+    test("8. a claim its relay never published is re-queued after two publish timeouts; a published row waits for the stale-claim time", async () => {
+      const clock = createManualClock();
+      const { calls, handler } = recordingHandler();
+      const app = await startApp(testEnv, {
+        handlers: [handler],
+        clock,
+        env: {
+          OUTBOX_PUBLISH_TIMEOUT_MS: "1000",
+          OUTBOX_STALE_PUBLISHED_MS: "60000",
+          OUTBOX_SWEEP_INTERVAL_MS: "20",
+        },
+      });
+      const events = recordEvents(app);
+      type Sweep = { retried: number };
+      try {
+        // Two rows in the claimed state (`published`), as relays leave them: one the broker never acknowledged
+        // (its relay died between the claim and the answer: published_at is null, no message exists), one
+        // acknowledged whose message is presumably still waiting in the topic.
+        const t = app.db.traits.time(clock.now());
+        const insert = (previewId: string, publishedAt: string | null) =>
+          query(
+            app,
+            sql`insert into ${sql.table(app.route.table)} (biz_type, service_name, topic, message_key, payload,
+                status, retry_count, max_retry, next_retry_at, published_at, created_at, updated_at)
+                values (${FEISHU_REQUESTED_EVENT}, 'notification', ${testEnv.topic}, '7',
+                ${JSON.stringify({ event_id: previewId, event_type: FEISHU_REQUESTED_EVENT, event_version: "1", payload: feishuPayload(7, previewId) })},
+                'published', 0, 20, null, ${publishedAt}, ${t}, ${t})`,
+          );
+        await insert("asp_unacked", null);
+        await insert("asp_acked", t);
+        const [unacked, acked] = (await outboxRows(app)).slice(-2).map((row) => row.id);
+        const consumed = (id: number | undefined) =>
+          events.of<Outcomes>("consumer:outcomes").some((o) => o.consumed.includes(id ?? -1));
+
+        clock.advance(3_100); // past 2 × OUTBOX_PUBLISH_TIMEOUT_MS + 1 s, far below the stale-claim time
+        await events.until("the unacknowledged claim is re-queued", () =>
+          events.of<Sweep>("sweeper:requeued").some((e) => e.retried > 0),
+        );
+        clock.advance(1_000);
+        await events.until("it is consumed", () => consumed(unacked));
+        const [unackedRow, ackedRow] = await outboxRows(app, [unacked ?? -1, acked ?? -1]);
+        assert.deepEqual([unackedRow?.status, unackedRow?.retry_count], ["consumed", 1]);
+        assert.deepEqual(
+          [ackedRow?.status, ackedRow?.retry_count],
+          ["published", 0],
+          "an acknowledged row waits",
+        );
+        assert.ok(calls.some((c) => c.eventId === "asp_unacked"));
+        assert.ok(!calls.some((c) => c.eventId === "asp_acked"));
+
+        clock.advance(60_000);
+        await events.until(
+          "the acknowledged row is re-queued at the stale-claim time",
+          () => events.of<Sweep>("sweeper:requeued").reduce((n, e) => n + e.retried, 0) >= 2,
+        );
+        clock.advance(1_000);
+        await events.until("it is consumed", () => consumed(acked));
+        // Every row the relay publishes itself carries the broker's acknowledgement time.
+        const published = await query<{ published_at: unknown }>(
+          app,
+          sql`select published_at from ${sql.table(app.route.table)} where id = ${unacked ?? -1}`,
+        );
+        assert.notEqual(published[0]?.published_at ?? null, null);
+      } finally {
+        await app.stop();
+      }
+    });
   });
 }

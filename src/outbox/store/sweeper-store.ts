@@ -12,25 +12,38 @@ export interface SweepResult {
 /** The sweeper's statement. */
 export interface SweeperStore {
   /**
-   * Re-queues up to `limit` rows claimed at or before `before` and never consumed (weakness 3): the relay died
-   * after claiming, the message was lost, or a consumer crashed on it. Each re-queue counts as a failed
+   * Re-queues up to `limit` claimed rows never consumed (weakness 3): rows the broker acknowledged at or before
+   * `before` (the message was lost, or a consumer crashed on it), and rows claimed at or before
+   * `unackedBefore` that the broker never acknowledged (the relay died between its claim and the broker's
+   * answer). Each re-queue counts as a failed
    * attempt, so a message that kills its consumer every time still ends `dead` after `max_retry`. A row
    * created at or before `createdBefore` is `dead` instead, with its age in `last_error`: SmartFlow's Go
    * service never re-queued such rows, and a notification from last week must not go out today.
    */
-  requeueStaleClaims(before: Date, now: Date, limit: number, createdBefore: Date): Promise<SweepResult>;
+  requeueStaleClaims(
+    before: Date,
+    unackedBefore: Date,
+    now: Date,
+    limit: number,
+    createdBefore: Date,
+  ): Promise<SweepResult>;
 }
 
 export function createSweeperStore(table: OutboxTable): SweeperStore {
   const { db, traits } = table;
   return {
-    requeueStaleClaims: (before, now, limit, createdBefore) =>
+    requeueStaleClaims: (before, unackedBefore, now, limit, createdBefore) =>
       db.transaction().execute(async (trx) => {
         const rows = await trx
           .selectFrom(table.name)
           .select(["id", "status", "retry_count", "max_retry", "created_at"])
           .where("status", "=", OutboxStatus.claimed)
-          .where("published_at", "<=", traits.time(before))
+          .where((eb) =>
+            eb.or([
+              eb("published_at", "<=", traits.time(before)),
+              eb.and([eb("published_at", "is", null), eb("updated_at", "<=", traits.time(unackedBefore))]),
+            ]),
+          )
           .orderBy("id")
           .limit(limit)
           .$if(traits.skipLocked, (qb) => qb.forUpdate().skipLocked())
@@ -41,7 +54,7 @@ export function createSweeperStore(table: OutboxTable): SweeperStore {
         });
         const expired = await expire(table, trx, old, now, now.getTime() - createdBefore.getTime());
         const oldIds = new Set(old.map((row) => row.id));
-        const reason = `re-queued: published at or before ${before.toISOString()} and never consumed`;
+        const reason = `re-queued: claimed and not acknowledged by ${unackedBefore.toISOString()}, or published at or before ${before.toISOString()}, and never consumed`;
         const requeued = await failRows(
           table,
           trx,
