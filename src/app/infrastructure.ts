@@ -68,6 +68,7 @@ function createBus(config: Config, logger: Logger): MessageBus {
         partitionsConcurrently: kafka.partitionsConcurrently,
         maxBatch: outbox.consumerBatchSize,
         connectTimeoutMs: kafka.connectTimeoutMs,
+        sessionTimeoutMs: kafka.sessionTimeoutMs,
       })
     : createMemoryBus({
         logger: logger.child({ component: "memory-bus" }),

@@ -52,6 +52,12 @@ export const configSpec = {
     ),
     clientId: setting("KAFKA_CLIENT_ID", "smartflow-notification", text, "Kafka client id"),
     connectTimeoutMs: setting("KAFKA_CONNECT_TIMEOUT_MS", "3000", integer(100), "Kafka connection timeout"),
+    sessionTimeoutMs: setting(
+      "KAFKA_SESSION_TIMEOUT_MS",
+      "10000",
+      integer(6_000, 300_000),
+      "consumer group session: a member silent this long is dropped; a restarted instance waits this long to get its partitions back",
+    ),
     partitionsConcurrently: setting(
       "KAFKA_PARTITIONS_CONCURRENTLY",
       "3",

@@ -37,11 +37,15 @@ export interface BackoffPolicy {
   readonly jitterRatio: number;
 }
 
-/** A database step a loop retries (claim, load, write): 0.2, 0.4, 0.8 … s, capped at 10 s, + up to 20 %. */
-export const databaseRetry: BackoffPolicy = { baseMs: 200, maxMs: 10_000, jitterRatio: 0.2 };
+/**
+ * A database step a loop retries (claim, load, write): 0.2, 0.4, 0.8, then every 1 s, + up to 20 %. Capped
+ * low: a loop that waits 10 s after the database came back adds those seconds to every recovery, and a retry
+ * a second from a few loops costs the database nothing.
+ */
+export const databaseRetry: BackoffPolicy = { baseMs: 200, maxMs: 1_000, jitterRatio: 0.2 };
 
-/** The broker (unreachable, topic not there yet, consumer crashed): 0.25, 0.5, 1 … s, capped at 10 s, + up to 20 %. */
-export const brokerRetry: BackoffPolicy = { baseMs: 250, maxMs: 10_000, jitterRatio: 0.2 };
+/** The broker (unreachable, topic not there yet, consumer crashed): 0.25, 0.5, 1, then every 2 s, + up to 20 %. */
+export const brokerRetry: BackoffPolicy = { baseMs: 250, maxMs: 2_000, jitterRatio: 0.2 };
 
 /**
  * The failures of one loop in a row: `failed()` counts one more and returns how long to wait before trying

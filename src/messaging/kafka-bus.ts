@@ -151,13 +151,16 @@ async function consumeOnce(
   subscription: Subscription,
   signal: AbortSignal,
 ): Promise<"stopped" | Error> {
-  const sessionTimeout = options.sessionTimeoutMs ?? 30_000;
+  const sessionTimeout = options.sessionTimeoutMs ?? 10_000;
   const consumer = kafka.consumer({
     groupId: subscription.groupId,
     maxWaitTimeInMs: 250,
     sessionTimeout,
     rebalanceTimeout: Math.max(60_000, sessionTimeout),
-    heartbeatInterval: Math.min(3_000, Math.floor(sessionTimeout / 3)),
+    // A member is declared dead after the session timeout, and kafkajs (no static membership) rejoins a
+    // restarted process as a new member, so the group waits one session timeout for the old one: keep it
+    // short and heartbeat often.
+    heartbeatInterval: Math.max(100, Math.min(1_000, Math.floor(sessionTimeout / 10))),
     allowAutoTopicCreation: true,
     retry: { initialRetryTime: 200, retries: 8, maxRetryTime: 5_000 },
   });
