@@ -4,7 +4,7 @@ import { AppError } from "../lib/errors.ts";
 import type { ChannelUpsert } from "./channel.ts";
 import { sendTestMessage, TEST_TRACE_ID } from "./channel-test-message.ts";
 import { type ChannelView, channelView } from "./channel-view.ts";
-import type { UserId } from "./ids.ts";
+import { isUserId, type UserId } from "./ids.ts";
 import type { ChannelStore } from "./ports/channel-store.ts";
 import type { DeliveryProvider, SendOutcome } from "./ports/delivery-provider.ts";
 import type { WebhookPolicy } from "./ports/webhook-policy.ts";
@@ -39,7 +39,7 @@ export interface ChannelService {
 
 /** A user id that is not positive is not a user (SmartFlow: unauthorized, 40014). */
 function requireUser(userId: UserId) {
-  if (userId <= 0) {
+  if (!isUserId(userId)) {
     throw new AppError("unauthenticated", "user_id must be a positive integer", {
       field: "user_id",
       reason: "unauthorized",
