@@ -27,6 +27,7 @@ const codeOf: Record<ErrorCode, Code> = {
   conflict: Code.AlreadyExists,
   failed_precondition: Code.FailedPrecondition,
   unavailable: Code.Unavailable,
+  aborted: Code.Aborted,
   broker_unavailable: Code.Unavailable,
   deferred: Code.Unavailable,
   deadline_exceeded: Code.DeadlineExceeded,
@@ -82,6 +83,9 @@ export function toRpcStatus(error: unknown, style: ErrorStyle, logger: Logger): 
   if (code === Code.Internal) logger.error("internal error in an RPC", { error });
   const message = code === Code.Internal ? INTERNAL_MESSAGE : capMessage(error.message);
   if (style === "legacy") {
+    // Anything else is "500": SmartFlow's respond.InternalError, which the gateway turns into HTTP 500 as it
+    // did for Go's database errors. The gRPC code says more (ABORTED, UNAVAILABLE: retry the call), and the
+    // gateway reads the reason first, so its behaviour is unchanged.
     const reason =
       legacyStatus[error.reason ?? ""] ??
       (code === Code.Unauthenticated ? "40014" : code === Code.InvalidArgument ? "40004" : "500");
