@@ -35,6 +35,9 @@ export function wireApi(infra: Infrastructure, outbox: OutboxArea, delivery: Del
       clock,
     }),
   ];
+  if (!config.api.token) {
+    logger.warn("API_TOKEN is not set: the operations service is open to every caller that reaches the port");
+  }
   const health = createHealthState([...bindings.map((b) => b.service.typeName), "grpc.health.v1.Health"]);
   const server = createApiServer({
     options: {
@@ -42,6 +45,7 @@ export function wireApi(infra: Infrastructure, outbox: OutboxArea, delivery: Del
       port: config.api.address.port,
       rpcTimeoutMs: config.api.rpcTimeoutMs,
       maxMessageBytes: config.api.maxMessageBytes,
+      ...config.api.connections,
       ...(config.api.token ? { token: config.api.token } : {}),
       ...tlsOptions(config.api),
     },
