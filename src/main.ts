@@ -28,10 +28,11 @@ async function main(): Promise<number> {
       }
       app.logger.info("signal received", { signal });
       // The staged stop is bounded (grace time, then the closes); this is the backstop if it were not.
+      const backstopMs = config.shutdownGraceMs + 3 * SHUTDOWN_CLOSE_MARGIN_MS;
       setTimeout(() => {
-        app.logger.error("shutdown overran its budget: exiting", { graceMs: config.shutdownGraceMs });
+        app.logger.error("shutdown overran its budget: exiting", { backstopMs });
         process.exit(1);
-      }, config.shutdownGraceMs + 3 * SHUTDOWN_CLOSE_MARGIN_MS).unref();
+      }, backstopMs).unref();
       app.stop().then(resolve, resolve);
     };
     process.on("SIGINT", onSignal);
