@@ -121,52 +121,69 @@ function writeObject(object: Record<string, unknown>, out: string[], ancestors: 
 /**
  * The source text of each top-level member's value (`text` is valid JSON whose top level is an object, as
  * `JSON.parse` has just checked). Keys are decoded (`"user\u005fid"` is `user_id`); a later duplicate
- * replaces an earlier one. Nested values are skipped over, strings with their escapes.
+ * replaces an earlier one. Nested values are skipped over, strings with their escapes. (Character codes and
+ * `indexOf`, not per-character strings: this runs for every payload and envelope.)
  */
 function topLevelMembers(text: string): Map<string, string> {
   const members = new Map<string, string>();
   let at = skipSpace(text, skipSpace(text, 0) + 1);
-  while (text[at] === '"') {
+  while (text.charCodeAt(at) === QUOTE) {
     const keyEnd = endOfString(text, at);
-    const key = JSON.parse(text.slice(at, keyEnd)) as string;
+    const rawKey = text.slice(at + 1, keyEnd - 1);
+    const key = rawKey.includes("\\") ? (JSON.parse(`"${rawKey}"`) as string) : rawKey;
     const valueStart = skipSpace(text, skipSpace(text, keyEnd) + 1);
     const valueEnd = endOfValue(text, valueStart);
     members.set(key, text.slice(valueStart, valueEnd));
     at = skipSpace(text, valueEnd);
-    if (text[at] === ",") at = skipSpace(text, at + 1);
+    if (text.charCodeAt(at) === COMMA) at = skipSpace(text, at + 1);
   }
   return members;
 }
 
+const QUOTE = 34;
+const BACKSLASH = 92;
+const COMMA = 44;
+const isSpace = (c: number) => c === 32 || c === 9 || c === 10 || c === 13;
+
 function skipSpace(text: string, from: number): number {
   let at = from;
-  while (at < text.length && " \t\n\r".includes(text[at] as string)) at++;
+  while (isSpace(text.charCodeAt(at))) at++;
   return at;
 }
 
-/** `from` is at an opening quote; returns the index just past the closing one. */
+/** `from` is at an opening quote; returns the index just past the closing one (not preceded by an odd run of backslashes). */
 function endOfString(text: string, from: number): number {
   let at = from + 1;
-  while (text[at] !== '"') at += text[at] === "\\" ? 2 : 1;
-  return at + 1;
+  for (;;) {
+    const quote = text.indexOf('"', at);
+    let backslashes = 0;
+    while (text.charCodeAt(quote - 1 - backslashes) === BACKSLASH) backslashes++;
+    if (backslashes % 2 === 0) return quote + 1;
+    at = quote + 1;
+  }
 }
 
 function endOfValue(text: string, from: number): number {
-  const first = text[from];
-  if (first === '"') return endOfString(text, from);
-  if (first === "{" || first === "[") {
+  const first = text.charCodeAt(from);
+  if (first === QUOTE) return endOfString(text, from);
+  if (first === 123 || first === 91) {
+    // { or [: count nesting, skipping over strings.
     let depth = 0;
     for (let at = from; ; at++) {
-      const c = text[at];
-      if (c === '"') at = endOfString(text, at) - 1;
-      else if (c === "{" || c === "[") depth++;
-      else if (c === "}" || c === "]") {
+      const c = text.charCodeAt(at);
+      if (c === QUOTE) at = endOfString(text, at) - 1;
+      else if (c === 123 || c === 91) depth++;
+      else if (c === 125 || c === 93) {
         depth--;
         if (depth === 0) return at + 1;
       }
     }
   }
+  // A number, true, false or null: up to the next , } ] or space.
   let at = from;
-  while (at < text.length && !",}] \t\n\r".includes(text[at] as string)) at++;
+  for (; at < text.length; at++) {
+    const c = text.charCodeAt(at);
+    if (c === COMMA || c === 125 || c === 93 || isSpace(c)) break;
+  }
   return at;
 }
