@@ -65,6 +65,9 @@ test("readInt64: nested objects with the same key names and strings holding digi
   assert.equal(int('{"text":"9223372036854775807","id":7}'), 7n);
   // Escapes in keys are decoded: "user\u005fid" is user_id.
   assert.equal(int('{"user\\u005fid":9007199254740993}', "user_id"), 9007199254740993n);
+  // Strings that end in an escaped backslash, or hold escaped quotes, in values and in keys.
+  assert.equal(int('{"a":"ends with \\\\","id":5}'), 5n);
+  assert.equal(int('{"a":"say \\"id\\":1\\\\","b\\"c":[" \\\\\\" ]"],"id":6}'), 6n);
   // Whitespace of every JSON kind around the members.
   assert.equal(int(' \n\t{\r\n "a" :\t"x" ,\n "id"\n:\n-42\n}\n'), -42n);
 });
