@@ -92,7 +92,7 @@ await withDatabase(async (url) => {
       .insertInto("user_notification_channels")
       .values(
         Array.from({ length: Math.min(1_000, users - i) }, (_, j) => ({
-          user_id: i + j + 1,
+          user_id: BigInt(i + j + 1),
           channel: "feishu_webhook",
           enabled: 1,
           webhook_url: fake.flowUrl(`benchkey${String(i + j + 1).padStart(6, "0")}`),

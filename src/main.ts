@@ -1,8 +1,11 @@
-import { createApp } from "./app.ts";
+import { createApp, SHUTDOWN_CLOSE_MARGIN_MS } from "./app.ts";
 import { ConfigError, loadConfig } from "./config/load-config.ts";
 import { describeError } from "./lib/errors.ts";
 
-/** The process edge: config → app → start; SIGINT/SIGTERM → staged stop; a second signal forces exit. */
+/**
+ * The process edge: config → app → start; SIGINT/SIGTERM → the staged stop, within SHUTDOWN_GRACE_MS plus a
+ * small margin, then exit; a second signal forces exit.
+ */
 async function main(): Promise<number> {
   let config: ReturnType<typeof loadConfig>;
   try {
@@ -28,6 +31,12 @@ async function main(): Promise<number> {
         process.exit(1);
       }
       app.logger.info("signal received", { signal });
+      // The staged stop is bounded (grace time, then the closes); this is the backstop if it were not.
+      const backstopMs = config.shutdownGraceMs + 3 * SHUTDOWN_CLOSE_MARGIN_MS;
+      setTimeout(() => {
+        app.logger.error("shutdown overran its budget: exiting", { backstopMs });
+        process.exit(1);
+      }, backstopMs).unref();
       app.stop().then(resolve, resolve);
     };
     process.on("SIGINT", onSignal);

@@ -39,6 +39,7 @@ const codeOf: Record<ErrorCode, Code> = {
   conflict: Code.AlreadyExists,
   failed_precondition: Code.FailedPrecondition,
   unavailable: Code.Unavailable,
+  aborted: Code.Aborted,
   broker_unavailable: Code.Unavailable,
   deferred: Code.Unavailable,
   deadline_exceeded: Code.DeadlineExceeded,

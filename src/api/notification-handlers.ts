@@ -12,7 +12,6 @@ import {
 } from "../gen/smartflow/notification/notification_pb.ts";
 import type { ChannelService } from "../notifications/channel-service.ts";
 import type { ChannelView } from "../notifications/channel-view.ts";
-import type { UserId } from "../notifications/ids.ts";
 import { throwIfAborted } from "./error-mapping.ts";
 import type { ServiceBinding } from "./rpc-binding.ts";
 
@@ -34,13 +33,13 @@ export function notificationBinding(channels: ChannelService, requiresToken: boo
     handlers: {
       getFeishuWebhook: async (request, { signal }) => {
         const { userId } = request as GetFeishuWebhookRequest;
-        return channelResponse(await stepIn(signal, () => channels.get(toUserId(userId))));
+        return channelResponse(await stepIn(signal, () => channels.get(userId)));
       },
       saveFeishuWebhook: async (request, { signal }) => {
         const r = request as SaveFeishuWebhookRequest;
         const view = await stepIn(signal, () =>
           channels.save({
-            userId: toUserId(r.userId),
+            userId: r.userId,
             enabled: r.enabled,
             webhookUrl: r.webhookUrl,
             authType: r.authType,
@@ -52,12 +51,12 @@ export function notificationBinding(channels: ChannelService, requiresToken: boo
       },
       deleteFeishuWebhook: async (request, { signal }) => {
         const { userId } = request as DeleteFeishuWebhookRequest;
-        await stepIn(signal, () => channels.delete(toUserId(userId)));
+        await stepIn(signal, () => channels.delete(userId));
         return create(StatusResponseSchema);
       },
       testFeishuWebhook: async (request, { signal }) => {
         const { userId } = request as TestFeishuWebhookRequest;
-        const result = await stepIn(signal, () => channels.test(toUserId(userId), signal));
+        const result = await stepIn(signal, () => channels.test(userId, signal));
         return create(TestResultSchema, {
           channel: channelResponse(result.channel),
           status: result.status,
@@ -71,11 +70,6 @@ export function notificationBinding(channels: ChannelService, requiresToken: boo
       },
     },
   };
-}
-
-/** int64 on the wire; user ids beyond the safe range are not users (the service answers unauthorized). */
-function toUserId(value: bigint): UserId {
-  return value > 0n && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : 0;
 }
 
 function unixNano(date: Date | null): bigint {

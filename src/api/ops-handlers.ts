@@ -30,9 +30,10 @@ import {
   operatorReason,
   outboxMessage,
   pageSize,
-  positiveId,
   recordMessage,
+  rowIdOf,
   statusFilter,
+  userIdOf,
   validTimestamp,
 } from "./ops-mapping.ts";
 import type { ServiceBinding } from "./rpc-binding.ts";
@@ -69,7 +70,7 @@ function recordHandlers({ records, deliveries, clock }: OpsDeps): Handlers {
   return {
     listNotificationRecords: async (request, { signal }) => {
       const r = request as ListNotificationRecordsRequest;
-      const userId = positiveId(r.userId, "user_id");
+      const userId = userIdOf(r.userId, "user_id");
       const status = statusFilter(r.status);
       const size = pageSize(r.pageSize);
       const rows = await stepIn(signal, () =>
@@ -81,18 +82,20 @@ function recordHandlers({ records, deliveries, clock }: OpsDeps): Handlers {
       });
     },
     getNotificationRecord: async (request, { signal }) => {
-      const id = positiveId((request as GetNotificationRecordRequest).id, "id");
-      const row = await stepIn(signal, () => records.get(id));
-      if (!row) throw new AppError("not_found", `notification record ${id} does not exist`);
+      const wire = (request as GetNotificationRecordRequest).id;
+      const id = rowIdOf(wire, "id");
+      const row = id === undefined ? undefined : await stepIn(signal, () => records.get(id));
+      if (!row) throw recordNotFound(wire);
       return create(GetNotificationRecordResponseSchema, { record: recordMessage(row) });
     },
     retryNotificationRecord: async (request, { signal }) => {
       const r = request as RetryNotificationRecordRequest;
-      const id = positiveId(r.id, "id");
+      const id = rowIdOf(r.id, "id");
+      if (id === undefined) throw recordNotFound(r.id);
       const reason = operatorReason("retried", clock.now(), r.reason);
       const retried = await stepIn(signal, () => records.retryNow(id, reason, clock.now()));
       const row = await stepIn(signal, () => records.get(id));
-      if (!row) throw new AppError("not_found", `notification record ${id} does not exist`);
+      if (!row) throw recordNotFound(r.id);
       if (!retried) {
         throw new AppError(
           "failed_precondition",
@@ -104,6 +107,8 @@ function recordHandlers({ records, deliveries, clock }: OpsDeps): Handlers {
     },
   };
 }
+
+const recordNotFound = (id: bigint) => new AppError("not_found", `notification record ${id} does not exist`);
 
 function outboxHandlers({ outbox, records, wakeRelay, clock }: OpsDeps): Handlers {
   return {
@@ -148,7 +153,8 @@ function replaySelector(r: ReplayOutboxMessagesRequest): ReplaySelector {
   if (r.selector.case === "ids") {
     const ids = r.selector.value.ids;
     if (ids.length === 0 || ids.length > 1000) throw invalid("ids.ids", "must name 1 to 1000 messages");
-    return { ids: ids.map((id) => positiveId(id, "ids.ids")) };
+    // An id past 2^53 names no row: it is left out, and replays nothing.
+    return { ids: ids.map((id) => rowIdOf(id, "ids.ids")).filter((id) => id !== undefined) };
   }
   if (r.selector.case === "filter") {
     const f = r.selector.value;
@@ -162,7 +168,7 @@ function requestHandlers({ requests, clock }: OpsDeps): Handlers {
   return {
     requestFeishuNotification: async (request, { signal }) => {
       const r = request as RequestFeishuNotificationRequest;
-      const userId = positiveId(r.userId, "user_id");
+      const userId = userIdOf(r.userId, "user_id");
       const requestedAt = r.requestedTime ? validTimestamp(r.requestedTime, "requested_time") : clock.now();
       const result = await stepIn(signal, () =>
         requests.request({
@@ -172,7 +178,7 @@ function requestHandlers({ requests, clock }: OpsDeps): Handlers {
           previewId: r.previewId,
           triggerType: r.triggerType,
           targetType: r.targetType,
-          targetId: Number(r.targetId),
+          targetId: r.targetId,
           dedupeKey: r.dedupeKey,
           targetUrl: r.targetUrl,
           summaryText: r.summaryText,

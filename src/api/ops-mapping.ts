@@ -9,6 +9,7 @@ import {
 } from "../gen/smartflow/notification/v1/notification_ops_service_pb.ts";
 import { AppError } from "../lib/errors.ts";
 import { RECORD_CHANNEL_NAME } from "../notifications/channel.ts";
+import { isUserId, type UserId } from "../notifications/ids.ts";
 import type { NotificationRecord } from "../notifications/record.ts";
 import { RecordStatus } from "../notifications/record-state.ts";
 import type { DeadMessage } from "../outbox/store/operations-store.ts";
@@ -36,11 +37,19 @@ export function statusFilter(value: RecordStatusEnum): RecordStatus | undefined 
   return status;
 }
 
-/** An int64 id from the wire; ids beyond the safe range are invalid here. */
-export function positiveId(value: bigint, field: string): number {
-  if (value <= 0n || value > BigInt(Number.MAX_SAFE_INTEGER))
-    throw invalid(field, "must be a positive integer");
-  return Number(value);
+/** A user id from the wire: 1 … 2^63 − 1 (all an int64 holds above 0); anything else is invalid. */
+export function userIdOf(value: bigint, field: string): UserId {
+  if (!isUserId(value)) throw invalid(field, "must be a positive integer");
+  return value;
+}
+
+/**
+ * A record or outbox id from the wire: not positive is invalid; past 2^53 it is a valid id that names no row
+ * (this service's auto-increment keys never get there), so `undefined`: not found, nothing replayed.
+ */
+export function rowIdOf(value: bigint, field: string): number | undefined {
+  if (value <= 0n) throw invalid(field, "must be a positive integer");
+  return value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : undefined;
 }
 
 /** google.protobuf.Timestamp's valid range (0001-01-01 to 9999-12-31); anything else is not a time. */
@@ -61,7 +70,8 @@ export function pageSize(value: number, field = "page_size"): number {
 export function decodePageToken(token: string): number | undefined {
   if (!token) return undefined;
   const match = /^id:(\d{1,16})$/.exec(Buffer.from(token, "base64url").toString("utf8"));
-  if (!match) throw invalid("page_token", "is not a token this service issued");
+  if (!match || !Number.isSafeInteger(Number(match[1])))
+    throw invalid("page_token", "is not a token this service issued");
   return Number(match[1]);
 }
 
@@ -79,14 +89,14 @@ const ts = (date: Date | null) => (date ? timestampFromDate(date) : undefined);
 export function recordMessage(record: NotificationRecord): NotificationRecordMessage {
   return create(NotificationRecordSchema, {
     id: BigInt(record.id),
-    userId: BigInt(record.userId),
+    userId: record.userId,
     channel: RECORD_CHANNEL_NAME,
     status: enumByStatus.get(record.status) ?? RecordStatusEnum.UNSPECIFIED,
     triggerId: record.triggerId,
     previewId: record.previewId,
     triggerType: record.triggerType,
     targetType: record.targetType,
-    targetId: BigInt(record.targetId),
+    targetId: record.targetId,
     dedupeKey: record.dedupeKey,
     targetUrl: record.targetUrl,
     summaryText: record.summaryText,

@@ -9,6 +9,7 @@ import type { DeliveryArea } from "./delivery-wiring.ts";
 import type { Infrastructure } from "./infrastructure.ts";
 import type { OutboxArea } from "./outbox-wiring.ts";
 import { wireNotificationRequests } from "./request-wiring.ts";
+import { createTransientRetry, retryingPort } from "./transient-ports.ts";
 
 export interface ApiArea {
   /** The services the API serves (tests serve the same handlers on a server with other options). */
@@ -21,17 +22,22 @@ export interface ApiArea {
 /** The one-port API: the original service, the operations service, health (with its database watch). */
 export function wireApi(infra: Infrastructure, outbox: OutboxArea, delivery: DeliveryArea): ApiArea {
   const { config, db, clock, logger } = infra;
+  // Every database step of the operations service retries transient errors (issue 7 item 8).
+  const retry = createTransientRetry(logger.child({ component: "ops" }));
   const bindings = [
     notificationBinding(delivery.channelService, config.api.tokenForLegacy),
     opsBinding({
-      records: delivery.records,
-      outbox: outbox.operations,
-      requests: wireNotificationRequests(db, outbox.enqueuer, () => clock.now()),
+      records: retryingPort(delivery.records, retry),
+      outbox: retryingPort(outbox.operations, retry),
+      requests: wireNotificationRequests(db, outbox.enqueuer, () => clock.now(), retry),
       deliveries: delivery.dispatcher,
       wakeRelay: () => infra.relayWakeup.notify(),
       clock,
     }),
   ];
+  if (!config.api.token) {
+    logger.warn("API_TOKEN is not set: the operations service is open to every caller that reaches the port");
+  }
   const health = createHealthState([...bindings.map((b) => b.service.typeName), "grpc.health.v1.Health"]);
   const server = createApiServer({
     options: {
@@ -39,6 +45,7 @@ export function wireApi(infra: Infrastructure, outbox: OutboxArea, delivery: Del
       port: config.api.address.port,
       rpcTimeoutMs: config.api.rpcTimeoutMs,
       maxMessageBytes: config.api.maxMessageBytes,
+      ...config.api.connections,
       ...(config.api.token ? { token: config.api.token } : {}),
       ...tlsOptions(config.api),
     },

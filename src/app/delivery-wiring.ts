@@ -16,6 +16,7 @@ import { createRetryLoop, type RetryLoop } from "../notifications/retry-loop.ts"
 import { createSqlChannelStore } from "../notifications/sql/sql-channel-store.ts";
 import { createSqlRecordStore } from "../notifications/sql/sql-record-store.ts";
 import type { Infrastructure } from "./infrastructure.ts";
+import { createTransientRetry, retryingPort } from "./transient-ports.ts";
 
 export interface DeliveryArea {
   readonly records: RecordStore;
@@ -87,7 +88,13 @@ export function wireDelivery(infra: Infrastructure, provider?: DeliveryProvider)
   });
   return {
     records,
-    channelService: createChannelService({ channels, provider: sender, policy, clock }),
+    // The RPCs' channel operations retry transient database errors (the dispatcher has its own backoff).
+    channelService: createChannelService({
+      channels: retryingPort(channels, createTransientRetry(logger.child({ component: "channels" }))),
+      provider: sender,
+      policy,
+      clock,
+    }),
     dispatcher,
     retryLoop,
     requestedHandler: createFeishuRequestedHandler({

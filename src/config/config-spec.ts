@@ -1,3 +1,4 @@
+import { apiConnectionSpec } from "./api-connection-spec.ts";
 import { family, optional, setting } from "./setting.ts";
 import {
   address,
@@ -238,6 +239,7 @@ export const configSpec = {
       integer(10),
       "how often health pings the database",
     ),
+    connections: apiConnectionSpec,
   },
   secretsKey: optional(
     "SECRETS_KEY",
@@ -248,6 +250,6 @@ export const configSpec = {
     "SHUTDOWN_GRACE_MS",
     "15000",
     integer(0),
-    "how long shutdown waits for in-flight work",
+    "the shutdown budget: calls and loops drain within it, then what is left is cut off (closing the bus and the database takes up to 2 s more each)",
   ),
 };

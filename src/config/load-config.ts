@@ -70,6 +70,11 @@ const crossChecks: readonly ((config: ValuesOf<typeof configSpec>) => string | u
     Boolean(api.tlsCertFile) !== Boolean(api.tlsKeyFile)
       ? "TLS_CERT_FILE and TLS_KEY_FILE go together"
       : undefined,
+  // Node refuses an HTTP/1.1 server whose head timeout exceeds its request timeout.
+  ({ api }) =>
+    api.connections.http1HeadersTimeoutMs > api.connections.http1RequestTimeoutMs
+      ? "API_HTTP1_HEADERS_TIMEOUT_MS must not exceed API_HTTP1_REQUEST_TIMEOUT_MS"
+      : undefined,
   ({ api }) =>
     api.tlsClientCaFile && !api.tlsCertFile
       ? "TLS_CLIENT_CA_FILE needs TLS_CERT_FILE and TLS_KEY_FILE"

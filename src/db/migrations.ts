@@ -1,5 +1,6 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator } from "kysely";
 import type { DbTraits } from "./db-traits.ts";
+import { widenIdColumns } from "./int64-id-migration.ts";
 import {
   createNotificationRecords,
   createNotificationRequestKeys,
@@ -23,6 +24,8 @@ import { ensureOutboxTable } from "./outbox-table-migration.ts";
  * - `notification_request_keys (event_id primary key, outbox_id, dedupe_key, created_at)`: makes the
  *   RequestFeishuNotification RPC idempotent on `event_id` (written in the same transaction as the outbox
  *   row).
+ * - 0005: `user_id` and `target_id` are `bigint` (SmartFlow's int64), as in the Go services' tables; the
+ *   `INT` columns that 0002 and 0003 created before are widened (int64-id-migration.ts).
  *
  * The outbox table's name comes from the route and may be overridden, so it is not a migration: it is ensured
  * (created if missing, indexes added if missing) on every start, outside the migrator, whose history would
@@ -58,5 +61,10 @@ export function migrations(traits: DbTraits): Record<string, Migration> {
     "0002_notification_records": { up: (db) => createNotificationRecords(db, traits) },
     "0003_user_notification_channels": { up: (db) => createUserNotificationChannels(db, traits) },
     "0004_notification_request_keys": { up: (db) => createNotificationRequestKeys(db, traits) },
+    "0005_int64_ids": {
+      up: async (db) => {
+        await widenIdColumns(db, traits);
+      },
+    },
   };
 }

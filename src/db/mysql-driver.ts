@@ -1,5 +1,19 @@
-import { MysqlDialect } from "kysely";
+import { CompiledQuery, MysqlDialect } from "kysely";
 import { createPool } from "mysql2";
+
+/**
+ * Every session of this service, as it is opened:
+ * - strict SQL mode (`STRICT_TRANS_TABLES` added to the server's mode): a value out of a column's range is
+ *   an error, never stored folded onto the range's end (issue 7: user 2^31 stored as user 2^31 − 1);
+ * - READ COMMITTED: this service's transactions are short and each reads what it locks, so they need no
+ *   gap locks, which under REPEATABLE READ made the relay's claim, the consumer's outcomes and the
+ *   requests' inserts deadlock each other. With binary logging on, READ COMMITTED needs `binlog_format=ROW`
+ *   or `MIXED` (MariaDB's default is MIXED, MySQL 8's ROW); under STATEMENT, writes fail.
+ */
+const SESSION_SETUP = [
+  "set session sql_mode = concat_ws(',', nullif(@@session.sql_mode, ''), 'STRICT_TRANS_TABLES')",
+  "set session transaction isolation level read committed",
+];
 
 /** The only file that imports mysql2. */
 export function createMysqlDialect(url: string, poolSize: number): MysqlDialect {
@@ -14,5 +28,10 @@ export function createMysqlDialect(url: string, poolSize: number): MysqlDialect 
     connectTimeout: 5_000,
     enableKeepAlive: true,
   });
-  return new MysqlDialect({ pool });
+  return new MysqlDialect({
+    pool,
+    async onCreateConnection(connection) {
+      for (const statement of SESSION_SETUP) await connection.executeQuery(CompiledQuery.raw(statement));
+    },
+  });
 }

@@ -15,12 +15,12 @@ export async function createNotificationRecords<DB>(db: Kysely<DB>, traits: DbTr
       mysql ? col.autoIncrement().primaryKey() : col.primaryKey().autoIncrement(),
     )
     .addColumn("channel", "varchar(32)", (col) => col.notNull())
-    .addColumn("user_id", "integer", (col) => col.notNull())
+    .addColumn("user_id", mysql ? "bigint" : "integer", (col) => col.notNull())
     .addColumn("trigger_id", "varchar(64)", (col) => col.notNull())
     .addColumn("preview_id", "varchar(64)", (col) => col.notNull())
     .addColumn("trigger_type", "varchar(64)", (col) => col.notNull())
     .addColumn("target_type", "varchar(64)", (col) => col.notNull())
-    .addColumn("target_id", "integer", (col) => col.notNull())
+    .addColumn("target_id", mysql ? "bigint" : "integer", (col) => col.notNull())
     .addColumn("dedupe_key", "varchar(191)", (col) => col.notNull())
     .addColumn("target_url", "varchar(255)", (col) => col.notNull())
     .addColumn("summary_text", "text")
@@ -73,7 +73,7 @@ export async function createUserNotificationChannels<DB>(db: Kysely<DB>, traits:
     .addColumn("id", mysql ? "bigint" : "integer", (col) =>
       mysql ? col.autoIncrement().primaryKey() : col.primaryKey().autoIncrement(),
     )
-    .addColumn("user_id", "integer", (col) => col.notNull())
+    .addColumn("user_id", mysql ? "bigint" : "integer", (col) => col.notNull())
     .addColumn("channel", "varchar(32)", (col) => col.notNull())
     .addColumn("enabled", "boolean", (col) => col.notNull().defaultTo(true))
     .addColumn("webhook_url", "text", (col) => col.notNull())

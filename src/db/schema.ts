@@ -7,6 +7,12 @@ import type { ColumnType, Generated } from "kysely";
  */
 export type DbTime = ColumnType<Date | string, string, string>;
 
+/**
+ * SmartFlow's int64 ids (`bigint` columns): written as `bigint`; select them with `int64Column` and read
+ * them with `toInt64` (db/int64-column.ts), since the drivers return numbers that round past 2^53.
+ */
+export type DbInt64 = ColumnType<string | number | bigint, bigint, bigint>;
+
 export interface OutboxMessageTable {
   id: Generated<number>;
   /** The event type; the column keeps its legacy name. */
@@ -34,12 +40,12 @@ export interface NotificationRecordTable {
   id: Generated<number>;
   /** Always "feishu". */
   channel: string;
-  user_id: number;
+  user_id: DbInt64;
   trigger_id: string;
   preview_id: string;
   trigger_type: string;
   target_type: string;
-  target_id: number;
+  target_id: DbInt64;
   dedupe_key: string;
   target_url: string;
   summary_text: string | null;
@@ -68,7 +74,7 @@ export interface NotificationRecordTable {
 /** `user_notification_channels` (reference §5). Additive columns: `webhook_kind`, `signing_secret`. */
 export interface UserNotificationChannelTable {
   id: Generated<number>;
-  user_id: number;
+  user_id: DbInt64;
   /** Always "feishu_webhook". */
   channel: string;
   enabled: ColumnType<number | boolean, number | boolean, number | boolean>;

@@ -8,6 +8,8 @@ export type ErrorCode =
   | "unauthenticated"
   | "conflict"
   | "unavailable"
+  /** A conflict with concurrent work (a deadlock, a lock wait timeout) that persisted: try the call again. */
+  | "aborted"
   | "broker_unavailable"
   | "deferred"
   | "poison"
@@ -51,7 +53,11 @@ export class AppError extends Error {
 
 function defaultRetryable(code: ErrorCode): boolean {
   return (
-    code === "unavailable" || code === "broker_unavailable" || code === "deferred" || code === "internal"
+    code === "unavailable" ||
+    code === "aborted" ||
+    code === "broker_unavailable" ||
+    code === "deferred" ||
+    code === "internal"
   );
 }
 

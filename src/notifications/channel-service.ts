@@ -4,7 +4,7 @@ import { AppError } from "../lib/errors.ts";
 import type { ChannelUpsert } from "./channel.ts";
 import { sendTestMessage, TEST_TRACE_ID } from "./channel-test-message.ts";
 import { type ChannelView, channelView } from "./channel-view.ts";
-import type { UserId } from "./ids.ts";
+import { isUserId, type UserId } from "./ids.ts";
 import type { ChannelStore } from "./ports/channel-store.ts";
 import type { DeliveryProvider, SendOutcome } from "./ports/delivery-provider.ts";
 import type { WebhookPolicy } from "./ports/webhook-policy.ts";
@@ -39,7 +39,7 @@ export interface ChannelService {
 
 /** A user id that is not positive is not a user (SmartFlow: unauthorized, 40014). */
 function requireUser(userId: UserId) {
-  if (userId <= 0) {
+  if (!isUserId(userId)) {
     throw new AppError("unauthenticated", "user_id must be a positive integer", {
       field: "user_id",
       reason: "unauthorized",
@@ -47,8 +47,21 @@ function requireUser(userId: UserId) {
   }
 }
 
-const invalid = (message: string, field: string, reason: "missing_param" | "wrong_param_type") =>
-  new AppError("invalid_argument", message, { field, reason });
+const invalid = (
+  message: string,
+  field: string,
+  reason: "missing_param" | "wrong_param_type" | "param_too_long",
+) => new AppError("invalid_argument", message, { field, reason });
+
+/** The longest bearer token or signing secret accepted, in characters (Feishu's are tens of characters). */
+export const MAX_SECRET_CHARS = 1_024;
+
+/** Refuses a secret longer than `MAX_SECRET_CHARS` code points (SmartFlow's ParamTooLong, 40006). */
+function checkSecretLength(value: string, field: string) {
+  if (value.length > MAX_SECRET_CHARS && Array.from(value).length > MAX_SECRET_CHARS) {
+    throw invalid(`${field} must be at most ${MAX_SECRET_CHARS} characters`, field, "param_too_long");
+  }
+}
 
 /** SmartFlow's `sv/channel.go`: the user's channel, got, saved, deleted and tested. */
 export function createChannelService(deps: {
@@ -123,6 +136,8 @@ async function checkedChannel(
   const parsed = policy.parse(url);
   if (!parsed.ok) throw invalid(parsed.reason, "webhook_url", "wrong_param_type");
   const authType = input.authType.trim().toLowerCase() === "bearer" ? "bearer" : "none";
+  checkSecretLength(input.bearerToken.trim(), "bearer_token");
+  if (input.signingSecret !== undefined) checkSecretLength(input.signingSecret.trim(), "signing_secret");
   const existing = await channels.get(input.userId);
   const bearerToken = authType === "bearer" ? input.bearerToken.trim() || existing?.bearerToken || "" : "";
   if (authType === "bearer" && !bearerToken) {

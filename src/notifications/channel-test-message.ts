@@ -13,7 +13,7 @@ export function testRequest(userId: SendRequest["userId"]): SendRequest {
     previewId: "asp_test_webhook",
     triggerType: "manual_test",
     targetType: "notification_channel",
-    targetId: 0,
+    targetId: 0n,
     targetUrl: "/assistant/00000000-0000-0000-0000-000000000000",
     messageText: "这是一条 SmartFlow 飞书 Webhook 测试消息。",
     fallbackUsed: false,

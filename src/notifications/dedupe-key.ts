@@ -18,7 +18,7 @@ export function buildFeishuDedupeKey(
   windowMs = DEFAULT_DEDUPE_WINDOW_MS,
 ): string {
   const type = triggerType.trim();
-  if (userId <= 0 || !type || !requestedAt || Number.isNaN(requestedAt.getTime())) return "";
+  if (userId <= 0n || !type || !requestedAt || Number.isNaN(requestedAt.getTime())) return "";
   const window = windowMs > 0 ? windowMs : DEFAULT_DEDUPE_WINDOW_MS;
   const bucket = Math.floor(requestedAt.getTime() / window) * window;
   return `${userId}:${type}:${formatWithOffset(new Date(bucket), utcOffsetMinutes)}`;

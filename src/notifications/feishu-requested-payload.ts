@@ -1,12 +1,13 @@
 import { AppError } from "../lib/errors.ts";
-import type { RecordId, TargetId, UserId } from "./ids.ts";
+import { type JsonObjectText, parseJsonObject, readInt64 } from "../lib/json-int64.ts";
+import { isUserId, type RecordId, type TargetId, type UserId } from "./ids.ts";
 
 /** The event type this domain handles and requests (owned by the `notification` service's outbox). */
 export const FEISHU_REQUESTED_EVENT = "notification.feishu.requested";
 
 /** `FeishuNotificationRequestedPayload` (reference §3), as SmartFlow's producers write it. */
 export interface FeishuRequestedPayload {
-  /** Optional: names the record to reuse when it has the same dedupe key. */
+  /** Optional (0 when absent): names the record to reuse when it has the same dedupe key. */
   readonly notificationId: RecordId;
   readonly userId: UserId;
   readonly triggerId: string;
@@ -46,36 +47,37 @@ const poison = (field: string, message: string, reason: string = PayloadFault.in
 /**
  * Parses and validates a payload. The rules are SmartFlow's `Validate()`, in its order: user_id > 0,
  * preview_id, dedupe_key, target_url (a relative `/assistant/…` path), requested_at. Any failure is a
- * non-retryable `poison` error that names the field, its `reason` a `PayloadFault`.
+ * non-retryable `poison` error that names the field, its `reason` a `PayloadFault`. Ids are read as Go reads
+ * its int64 fields (exact, any size up to 2^63 − 1; a fraction, an exponent or a larger number is not an
+ * integer); a `notification_id` past 2^53 names no record of this service's.
  */
 export function parseFeishuRequestedPayload(json: string): FeishuRequestedPayload {
-  let raw: unknown;
+  let object: JsonObjectText;
   try {
-    raw = JSON.parse(json);
+    object = parseJsonObject(json);
   } catch (error) {
-    throw poison("payload", `is not JSON: ${(error as Error).message}`, PayloadFault.unreadable);
-  }
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    if (error instanceof SyntaxError) {
+      throw poison("payload", `is not JSON: ${error.message}`, PayloadFault.unreadable);
+    }
     throw poison("payload", "must be a JSON object", PayloadFault.unreadable);
   }
-  const p = raw as Record<string, unknown>;
+  const p = object.value;
   const text = (name: string) => {
     const value = p[name];
     if (value === undefined || value === null) return "";
     if (typeof value !== "string") throw poison(name, "must be a string", PayloadFault.unreadable);
     return value.trim();
   };
-  const integer = (name: string) => {
-    const value = p[name];
-    if (value === undefined || value === null) return 0;
-    if (typeof value !== "number" || !Number.isSafeInteger(value)) {
-      throw poison(name, "must be an integer", PayloadFault.unreadable);
+  const integer = (name: string): bigint => {
+    try {
+      return readInt64(object, name) ?? 0n;
+    } catch (error) {
+      throw poison(name, (error as Error).message, PayloadFault.unreadable);
     }
-    return value;
   };
 
   const userId = integer("user_id");
-  if (userId <= 0) throw poison("user_id", "must be a positive integer");
+  if (!isUserId(userId)) throw poison("user_id", "must be a positive integer");
   const previewId = text("preview_id");
   if (!previewId) throw poison("preview_id", "is required");
   const dedupeKey = text("dedupe_key");
@@ -95,8 +97,10 @@ export function parseFeishuRequestedPayload(json: string): FeishuRequestedPayloa
   if (!requestedRaw || requestedRaw.startsWith("0001-01-01")) {
     throw poison("requested_at", "is required (an RFC 3339 time)");
   }
+  const notificationId = integer("notification_id");
   return {
-    notificationId: integer("notification_id"),
+    notificationId:
+      notificationId > 0n && notificationId <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(notificationId) : 0,
     userId,
     triggerId: text("trigger_id").slice(0, 64),
     previewId: previewId.slice(0, 64),

@@ -1,4 +1,5 @@
 import { AppError } from "../lib/errors.ts";
+import { stringifyJson } from "../lib/json-int64.ts";
 import { buildFeishuDedupeKey } from "./dedupe-key.ts";
 import {
   FEISHU_REQUESTED_EVENT,
@@ -103,7 +104,7 @@ function toPayload(input: NotificationRequest, dedupeKey: string) {
     requested_at: input.requestedAt.toISOString(),
   };
   try {
-    parseFeishuRequestedPayload(JSON.stringify(payload));
+    parseFeishuRequestedPayload(stringifyJson(payload));
   } catch (error) {
     if (AppError.is(error)) {
       throw new AppError("invalid_argument", error.message, {

@@ -1,3 +1,4 @@
+import { stringifyJson } from "../lib/json-int64.ts";
 import type { SendResult } from "./ports/delivery-provider.ts";
 import type { AttemptResult, NotificationRecord } from "./record.ts";
 
@@ -102,8 +103,8 @@ export function attemptResult(
   const common = {
     id: record.id,
     claimToken,
-    requestJson: JSON.stringify(sent.requestPayload ?? null),
-    responseJson: JSON.stringify(sent.responsePayload ?? null),
+    requestJson: stringifyJson(sent.requestPayload ?? null),
+    responseJson: stringifyJson(sent.responsePayload ?? null),
     sentAt: null,
     providerMessageId: null,
     nextRetryAt: null,

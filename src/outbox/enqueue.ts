@@ -2,6 +2,7 @@ import type { Kysely, Transaction } from "kysely";
 import type { DbTraits } from "../db/db-traits.ts";
 import type { Database, OutboxTableName } from "../db/schema.ts";
 import { AppError } from "../lib/errors.ts";
+import { stringifyJson } from "../lib/json-int64.ts";
 import { encodeRowEnvelope } from "./envelope.ts";
 import { OutboxStatus } from "./outbox-status.ts";
 import type { RouteTable } from "./routes.ts";
@@ -47,9 +48,10 @@ export function createEnqueuer(deps: {
           field: "event_type",
         });
       }
-      const payload = typeof event.payload === "string" ? event.payload : JSON.stringify(event.payload);
-      if (payload === undefined)
+      if (event.payload === undefined)
         throw new AppError("invalid_argument", "payload is required", { field: "payload" });
+      // bigint values (SmartFlow's int64 ids) are written as JSON numbers, as Go writes them.
+      const payload = typeof event.payload === "string" ? event.payload : stringifyJson(event.payload);
       const now = deps.traits.time(deps.now());
       const maxRetry = event.maxRetry !== undefined && event.maxRetry > 0 ? event.maxRetry : undefined;
       const result = await trx

@@ -1,8 +1,12 @@
+import { type JsonObjectText, parseJsonObject } from "../lib/json-int64.ts";
+
 /**
  * The two JSON shapes of SmartFlow's outbox, kept byte-compatible (reference §4.1 and §4.5):
  * - the row envelope stored in `payload`: `{event_id?, event_type, event_version?, aggregate_id?, payload}`;
  * - the Kafka message value: `{outbox_id, event_id?, event_type, event_version?, aggregate_id?, payload,
  *   service_name?}`, keyed by the row's `message_key`.
+ * The payload is carried as its exact JSON text (Go's `json.RawMessage`), never parsed and written again:
+ * that would round its 64-bit ids past 2^53.
  */
 export interface RowEnvelope {
   readonly eventId: string;
@@ -35,7 +39,7 @@ export function encodeRowEnvelope(envelope: RowEnvelope): string {
 export function decodeRowEnvelope(text: string): Decoded<RowEnvelope> {
   const parsed = parseObject(text);
   if (!parsed.ok) return parsed;
-  const raw = parsed.value;
+  const raw = parsed.value.value;
   const eventType = stringField(raw, "event_type");
   if (!eventType) return { ok: false, reason: "outbox envelope has no event_type" };
   if (raw.payload === undefined || raw.payload === null) {
@@ -48,7 +52,7 @@ export function decodeRowEnvelope(text: string): Decoded<RowEnvelope> {
       eventType,
       eventVersion: stringField(raw, "event_version"),
       aggregateId: stringField(raw, "aggregate_id"),
-      payload: JSON.stringify(raw.payload),
+      payload: parsed.value.raw("payload") ?? "null",
     },
   };
 }
@@ -69,7 +73,7 @@ export function decodeKafkaEnvelope(value: Buffer | string | null): Decoded<Kafk
   if (value === null) return { ok: false, reason: "message has no value" };
   const parsed = parseObject(typeof value === "string" ? value : value.toString("utf8"));
   if (!parsed.ok) return parsed;
-  const raw = parsed.value;
+  const raw = parsed.value.value;
   const outboxId = raw.outbox_id;
   if (typeof outboxId !== "number" || !Number.isSafeInteger(outboxId) || outboxId <= 0) {
     return { ok: false, reason: `message has no valid outbox_id (${JSON.stringify(outboxId ?? null)})` };
@@ -87,7 +91,7 @@ export function decodeKafkaEnvelope(value: Buffer | string | null): Decoded<Kafk
       eventType,
       eventVersion: stringField(raw, "event_version"),
       aggregateId: stringField(raw, "aggregate_id"),
-      payload: JSON.stringify(raw.payload),
+      payload: parsed.value.raw("payload") ?? "null",
       serviceName: stringField(raw, "service_name"),
     },
   };
@@ -97,20 +101,17 @@ function optionalField(name: string, value: string): string[] {
   return value === "" ? [] : [`"${name}":${JSON.stringify(value)}`];
 }
 
-function parseObject(text: string): Decoded<Record<string, unknown>> {
-  let value: unknown;
+function parseObject(text: string): Decoded<JsonObjectText> {
   try {
-    value = JSON.parse(text);
+    return { ok: true, value: parseJsonObject(text) };
   } catch (error) {
-    return { ok: false, reason: `invalid JSON: ${(error as Error).message}` };
+    return error instanceof SyntaxError
+      ? { ok: false, reason: `invalid JSON: ${error.message}` }
+      : { ok: false, reason: "envelope is not a JSON object" };
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return { ok: false, reason: "envelope is not a JSON object" };
-  }
-  return { ok: true, value: value as Record<string, unknown> };
 }
 
-function stringField(raw: Record<string, unknown>, name: string): string {
+function stringField(raw: Readonly<Record<string, unknown>>, name: string): string {
   const value = raw[name];
   if (typeof value === "string") return value.trim();
   if (typeof value === "number") return String(value);

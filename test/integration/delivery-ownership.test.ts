@@ -12,7 +12,7 @@ import { backends, outboxRows, recordEvents, startApp } from "../support/harness
 import { createManualClock } from "../support/manual-clock.ts";
 
 type Claimed = { ids: number[]; at: number };
-type Throttled = { userId: number; waitMs: number; at: number };
+type Throttled = { userId: bigint; waitMs: number; at: number };
 type Result = { recordId: number; status: string };
 
 /** Who sends a record, and when: dedupe, racing instances, the rate limit, stranded records. */
@@ -67,8 +67,8 @@ for (const backend of backends) {
         const record = taken?.record;
         assert.ok(record);
         for (let round = 0; round < 5; round++) {
-          first.dispatcher.submit([{ recordId: record.id, userId: 109 }]);
-          second.dispatcher.submit([{ recordId: record.id, userId: 109 }]);
+          first.dispatcher.submit([{ recordId: record.id, userId: 109n }]);
+          second.dispatcher.submit([{ recordId: record.id, userId: 109n }]);
         }
         await events.until("a result", () => events.of("delivery:result").length > 0);
         await first.retryLoop.scanOnce();
@@ -101,7 +101,7 @@ for (const backend of backends) {
         const claimedAt = (id: number) =>
           events.of<Claimed>("delivery:claimed").find((c) => c.ids.includes(id))?.at;
         const throttled = (userId: number) =>
-          events.of<Throttled>("delivery:throttled").filter((t) => t.userId === userId);
+          events.of<Throttled>("delivery:throttled").filter((t) => t.userId === BigInt(userId));
 
         await events.until("the limiter held the burst back", () => throttled(120).length > 0);
         await events.until("the other user's notification is sent", () =>
@@ -167,12 +167,12 @@ for (const backend of backends) {
 function parsedPayload(userId: number, previewId: string): FeishuRequestedPayload {
   return {
     notificationId: 0,
-    userId,
+    userId: BigInt(userId),
     triggerId: `ast_${previewId}`,
     previewId,
     triggerType: "unfinished_feedback",
     targetType: "task",
-    targetId: 1,
+    targetId: 1n,
     dedupeKey: `${userId}:direct:${previewId}`,
     targetUrl: `/assistant/conv_${previewId}`,
     summaryText: "",

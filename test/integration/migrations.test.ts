@@ -2,8 +2,33 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { sql } from "kysely";
 import { createDb } from "../../src/db/database.ts";
+import { widenIdColumns } from "../../src/db/int64-id-migration.ts";
 import { migrateToLatest } from "../../src/db/migrations.ts";
 import { createTestDatabase } from "../support/mysql.ts";
+
+interface ColumnView {
+  data_type: string;
+  column_type: string;
+  is_nullable: string;
+  column_default: string | null;
+  column_comment: string;
+}
+
+async function idColumns(db: ReturnType<typeof createDb>): Promise<Record<string, ColumnView>> {
+  const { rows } = await sql<ColumnView & { name: string }>`
+    select concat(table_name, '.', column_name) as name, data_type, column_type, is_nullable, column_default,
+      column_comment
+    from information_schema.columns where table_schema = database()
+      and table_name in ('notification_records', 'user_notification_channels')
+      and column_name in ('user_id', 'target_id')`.execute(db.kysely);
+  return Object.fromEntries(rows.map(({ name, ...column }) => [name, column]));
+}
+
+const ID_COLUMNS = [
+  "notification_records.target_id",
+  "notification_records.user_id",
+  "user_notification_channels.user_id",
+];
 
 async function indexNames(db: ReturnType<typeof createDb>, table: string): Promise<string[]> {
   const { rows } = await sql<{ name: string }>`select index_name as name from information_schema.statistics
@@ -21,6 +46,7 @@ describe("migrations on MariaDB", () => {
         "0002_notification_records",
         "0003_user_notification_channels",
         "0004_notification_request_keys",
+        "0005_int64_ids",
       ]);
       assert.deepEqual(
         await migrateToLatest(db.kysely, db.traits, { outbox: "notification_outbox_messages" }),
@@ -67,6 +93,97 @@ describe("migrations on MariaDB", () => {
         "select webhook_kind, signing_secret from user_notification_channels where user_id = 1",
       );
       assert.equal(row?.webhook_kind, "flow_trigger");
+    } finally {
+      await db.close();
+      await database.drop();
+    }
+  });
+});
+
+describe("64-bit id columns on MariaDB (migration 0005)", () => {
+  test("a new install creates them bigint; INT columns this service created before are widened, keeping NOT NULL, default, comment and data", async () => {
+    const database = await createTestDatabase();
+    const db = createDb({ kind: "mysql", url: database.url }, 2);
+    try {
+      await migrateToLatest(db.kysely, db.traits, { outbox: "notification_outbox_messages" });
+      const fresh = await idColumns(db);
+      assert.deepEqual(Object.keys(fresh).sort(), ID_COLUMNS);
+      for (const name of ID_COLUMNS) assert.equal(fresh[name]?.data_type, "bigint", name);
+
+      // What the service before 64-bit ids left behind: INT columns (and migrations 0002–0004 recorded).
+      await database.query(`alter table notification_records modify user_id int not null,
+        modify target_id int not null default 0 comment 'what it is about'`);
+      await database.query("alter table user_notification_channels modify user_id int null");
+      await database.query("delete from smartflow_notification_migrations where name = '0005_int64_ids'");
+      await database.query(`insert into user_notification_channels (user_id, channel, webhook_url, bearer_token)
+        values (2147483647, 'feishu_webhook', 'https://www.feishu.cn/flow/api/trigger-webhook/abcdefgh1234', '')`);
+      await assert.rejects(
+        database.query(`insert into user_notification_channels (user_id, channel, webhook_url, bearer_token)
+          values (2147483648, 'feishu_webhook', 'x', '')`),
+        /out of range/i,
+        "the old column cannot hold 2^31",
+      );
+
+      assert.deepEqual(
+        await migrateToLatest(db.kysely, db.traits, { outbox: "notification_outbox_messages" }),
+        ["0005_int64_ids"],
+      );
+      const widened = await idColumns(db);
+      for (const name of ID_COLUMNS) assert.equal(widened[name]?.data_type, "bigint", name);
+      assert.equal(widened["notification_records.user_id"]?.is_nullable, "NO");
+      assert.equal(widened["notification_records.target_id"]?.is_nullable, "NO");
+      assert.match(widened["notification_records.target_id"]?.column_default ?? "", /^'?0'?$/);
+      assert.equal(widened["notification_records.target_id"]?.column_comment, "what it is about");
+      assert.equal(widened["user_notification_channels.user_id"]?.is_nullable, "YES");
+      await database.query(`insert into user_notification_channels (user_id, channel, webhook_url, bearer_token)
+        values (9223372036854775807, 'feishu_webhook', 'x', '')`);
+      const users = await database.query<{ user_id: string }>(
+        "select cast(user_id as char) as user_id from user_notification_channels order by user_id",
+      );
+      assert.deepEqual(
+        users.map((u) => u.user_id),
+        ["2147483647", "9223372036854775807"],
+      );
+
+      // Idempotent: run again, nothing is left to widen and nothing changes.
+      assert.deepEqual(await widenIdColumns(db.kysely, db.traits), []);
+      assert.deepEqual(await idColumns(db), widened);
+    } finally {
+      await db.close();
+      await database.drop();
+    }
+  });
+
+  test("INT tables made by hand before any migration ran are widened too; the Go services' bigint ones are not touched", async () => {
+    const database = await createTestDatabase();
+    const db = createDb({ kind: "mysql", url: database.url }, 2);
+    try {
+      await database.query(`create table notification_records (
+        id bigint auto_increment primary key, channel varchar(32) not null, user_id int not null,
+        trigger_id varchar(64) not null, preview_id varchar(64) not null, trigger_type varchar(64) not null,
+        target_type varchar(64) not null, target_id int not null, dedupe_key varchar(191) not null,
+        target_url varchar(255) not null, summary_text text, fallback_text text,
+        fallback_used boolean not null default false, status varchar(32) not null default 'pending',
+        attempt_count int not null default 0, max_attempts int not null default 5, next_retry_at datetime(3),
+        last_error_code varchar(64), last_error text, provider_message_id varchar(128), provider_request_json json,
+        provider_response_json json, sent_at datetime(3), trace_id varchar(128), created_at datetime(3),
+        updated_at datetime(3))`);
+      // GORM AutoMigrate's shape for the Go model (Go's int is 64-bit: bigint).
+      await database.query(`create table user_notification_channels (
+        id bigint unsigned auto_increment primary key, user_id bigint not null comment 'go', channel varchar(32) not null,
+        enabled boolean not null default true, webhook_url text not null, auth_type varchar(32) not null default 'none',
+        bearer_token text not null, last_test_status varchar(32), last_test_error text, last_test_at datetime(3) null,
+        created_at datetime(3) null, updated_at datetime(3) null,
+        unique index uk_user_notification_channel (user_id, channel))`);
+      const before = await idColumns(db);
+      await migrateToLatest(db.kysely, db.traits, { outbox: "notification_outbox_messages" });
+      const after = await idColumns(db);
+      assert.equal(after["notification_records.user_id"]?.data_type, "bigint");
+      assert.equal(after["notification_records.target_id"]?.data_type, "bigint");
+      assert.deepEqual(
+        after["user_notification_channels.user_id"],
+        before["user_notification_channels.user_id"],
+      );
     } finally {
       await db.close();
       await database.drop();

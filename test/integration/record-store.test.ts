@@ -51,12 +51,12 @@ for (const backend of backends) {
           {
             payload: {
               notificationId: 0,
-              userId: 500 + n,
+              userId: BigInt(500 + n),
               triggerId: `t${n}`,
               previewId: `p${n}`,
               triggerType: "unfinished_feedback",
               targetType: "task",
-              targetId: n,
+              targetId: BigInt(n),
               dedupeKey: `store:${backend}:${n}`,
               targetUrl: `/assistant/c${n}`,
               summaryText: "",

@@ -49,7 +49,7 @@ describe("secrets at rest (MariaDB + Kafka, SECRETS_KEY set)", () => {
       assert.match(stored.get(401)?.bearer_token ?? "", /^enc:v1:/);
       assert.match(stored.get(402)?.signing_secret ?? "", /^enc:v1:/);
       assert.equal(
-        (await app.channelService.get(401)).webhookUrlMask,
+        (await app.channelService.get(401n)).webhookUrlMask,
         `${fake.origin}/flow/api/trigger-webhook/flow...0401`,
       );
 
@@ -84,7 +84,7 @@ describe("secrets at rest (MariaDB + Kafka, SECRETS_KEY set)", () => {
             webhook_kind, signing_secret, created_at, updated_at)
             values (403, 'feishu_webhook', 1, ${fake.flowUrl("flowkey0403")}, 'none', '', 'flow_trigger', '', ${now}, ${now})`,
       );
-      assert.equal((await app.channelService.get(403)).configured, true);
+      assert.equal((await app.channelService.get(403n)).configured, true);
       const legacy = await recordOf(
         events,
         await requestNotification(app, { userId: 403, previewId: "asp_403" }),

@@ -62,12 +62,12 @@ export function useDeliveryEnv(backend: Backend, extra: Record<string, string> =
  */
 export function givenChannel(
   app: Pick<App, "channelService">,
-  userId: number,
+  userId: number | bigint,
   webhookUrl: string,
   extra: Partial<Omit<SaveChannel, "userId" | "webhookUrl">> = {},
 ) {
   return app.channelService.save({
-    userId,
+    userId: BigInt(userId),
     enabled: true,
     webhookUrl,
     authType: "none",

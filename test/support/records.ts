@@ -4,12 +4,12 @@ import type { NotificationRecord } from "../../src/notifications/record.ts";
 export function aRecord(overrides: Partial<NotificationRecord> = {}): NotificationRecord {
   return {
     id: 1,
-    userId: 42,
+    userId: 42n,
     triggerId: "ast_1",
     previewId: "asp_1",
     triggerType: "unfinished_feedback",
     targetType: "task",
-    targetId: 7,
+    targetId: 7n,
     dedupeKey: "42:unfinished_feedback:2026-03-02T10:30:00+08:00",
     targetUrl: "/assistant/conv_1",
     summaryText: "明天调整",

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { API_SERVER_DEFAULTS } from "../../src/api/api-server-options.ts";
 import { configSpec } from "../../src/config/config-spec.ts";
 import type { GoDeploymentFiles } from "../../src/config/go-deployment.ts";
 import { ConfigError, configKeys, loadConfig } from "../../src/config/load-config.ts";
@@ -76,6 +77,12 @@ test("a bad value stops startup with a message that names the key", () => {
     [{ DATABASE_TIME_ZONE: "Asia/Beijing" }, /DATABASE_TIME_ZONE must be local or an IANA time zone/],
     [{ OUTBOX_CLAIMED_MAX_AGE_MS: "600000" }, /OUTBOX_CLAIMED_MAX_AGE_MS must be longer than OUTBOX_STALE/],
     [{ DELIVERY_MAX_AGE_MS: "120000" }, /DELIVERY_MAX_AGE_MS must be longer than DELIVERY_SENDING_LEASE_MS/],
+    [
+      { API_HTTP1_HEADERS_TIMEOUT_MS: "70000", API_HTTP1_REQUEST_TIMEOUT_MS: "60000" },
+      /API_HTTP1_HEADERS_TIMEOUT_MS must not exceed API_HTTP1_REQUEST_TIMEOUT_MS/,
+    ],
+    [{ API_MAX_CONCURRENT_STREAMS: "0" }, /API_MAX_CONCURRENT_STREAMS must be between 1/],
+    [{ API_HANDSHAKE_TIMEOUT_MS: "5s" }, /API_HANDSHAKE_TIMEOUT_MS must be a whole number/],
   ];
   for (const [env, message] of cases) {
     assert.throws(
@@ -84,6 +91,31 @@ test("a bad value stops startup with a message that names the key", () => {
       JSON.stringify(env),
     );
   }
+});
+
+test("the API's connection limits default to the API server's own defaults, key by key", () => {
+  assert.deepEqual({ ...loadConfig({}).api.connections }, { ...API_SERVER_DEFAULTS });
+  const set = loadConfig({
+    API_HANDSHAKE_TIMEOUT_MS: "5000",
+    API_HTTP1_HEADERS_TIMEOUT_MS: "1000",
+    API_HTTP1_REQUEST_TIMEOUT_MS: "2000",
+    API_MAX_CONCURRENT_STREAMS: "7",
+    API_SESSION_MEMORY_MB: "64",
+    API_MAX_CONNECTION_AGE_MS: "600000",
+    API_MAX_CONNECTION_AGE_GRACE_MS: "0",
+  }).api.connections;
+  assert.deepEqual(
+    { ...set },
+    {
+      handshakeTimeoutMs: 5_000,
+      http1HeadersTimeoutMs: 1_000,
+      http1RequestTimeoutMs: 2_000,
+      maxConcurrentStreams: 7,
+      sessionMemoryMb: 64,
+      maxConnectionAgeMs: 600_000,
+      maxConnectionAgeGraceMs: 0,
+    },
+  );
 });
 
 test("passwords in a bad DATABASE_URL are not echoed", () => {

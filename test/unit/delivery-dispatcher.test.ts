@@ -53,7 +53,7 @@ function fakeRecords(initial: readonly NotificationRecord[]) {
   return { claims, written, reclaim, get: (id: number) => rows.get(id)?.record };
 }
 
-const channel = (userId: number): Channel => ({
+const channel = (userId: bigint): Channel => ({
   userId,
   enabled: true,
   webhookUrl: `https://open.feishu.cn/open-apis/bot/v2/hook/key${userId}abcd`,
@@ -108,14 +108,14 @@ function dispatcherWith(records: ReturnType<typeof fakeRecords>, provider: Deliv
 }
 
 test("a provider that throws counts as a network error: the record fails and is retried later", async () => {
-  const records = fakeRecords([aRecord({ id: 1, userId: 7 })]);
+  const records = fakeRecords([aRecord({ id: 1, userId: 7n })]);
   const throwing: DeliveryProvider = {
     send: async () => {
       throw new Error("socket hang up");
     },
   };
   const { dispatcher, results, resultCount, stop } = dispatcherWith(records, throwing);
-  dispatcher.submit([{ recordId: 1, userId: 7 }]);
+  dispatcher.submit([{ recordId: 1, userId: 7n }]);
   await resultCount(1);
   await stop();
   assert.deepEqual(
@@ -127,7 +127,7 @@ test("a provider that throws counts as a network error: the record fails and is 
 });
 
 test("a result whose claim was lost meanwhile is not written, and the record can be submitted again", async () => {
-  const records = fakeRecords([aRecord({ id: 1, userId: 7 }), aRecord({ id: 2, userId: 8 })]);
+  const records = fakeRecords([aRecord({ id: 1, userId: 7n }), aRecord({ id: 2, userId: 8n })]);
   const provider: DeliveryProvider = {
     async send(_destination, request) {
       if (request.notificationId === 1) records.reclaim(1);
@@ -136,8 +136,8 @@ test("a result whose claim was lost meanwhile is not written, and the record can
   };
   const { dispatcher, results, resultCount, stop } = dispatcherWith(records, provider);
   dispatcher.submit([
-    { recordId: 1, userId: 7 },
-    { recordId: 2, userId: 8 },
+    { recordId: 1, userId: 7n },
+    { recordId: 2, userId: 8n },
   ]);
   await resultCount(2);
   const byRecord = new Map(results.map((r) => [r.recordId, r.written]));
@@ -150,8 +150,8 @@ test("a result whose claim was lost meanwhile is not written, and the record can
 
 test("a record another claim already holds is not sent", async () => {
   const records = fakeRecords([
-    aRecord({ id: 1, userId: 7, status: "sending" }),
-    aRecord({ id: 2, userId: 7 }),
+    aRecord({ id: 1, userId: 7n, status: "sending" }),
+    aRecord({ id: 2, userId: 7n }),
   ]);
   const sent: number[] = [];
   const provider: DeliveryProvider = {
@@ -162,8 +162,8 @@ test("a record another claim already holds is not sent", async () => {
   };
   const { dispatcher, resultCount, stop } = dispatcherWith(records, provider);
   dispatcher.submit([
-    { recordId: 1, userId: 7 },
-    { recordId: 2, userId: 7 },
+    { recordId: 1, userId: 7n },
+    { recordId: 2, userId: 7n },
   ]);
   await resultCount(1);
   await stop();

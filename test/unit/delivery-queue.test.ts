@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { createRateLimiter } from "../../src/lib/rate-limiter.ts";
 import { createDeliveryQueue } from "../../src/notifications/delivery-queue.ts";
 
-const job = (recordId: number, userId: number) => ({ recordId, userId });
+const job = (recordId: number, userId: number) => ({ recordId, userId: BigInt(userId) });
 
 test("users are served round-robin, each in submission order, and a record is queued once", () => {
   const queue = createDeliveryQueue(createRateLimiter([{ limit: 100, windowMs: 1_000 }]));
@@ -26,7 +26,7 @@ test("the rate limit holds a user back without holding the others, and says how 
     first.jobs.map((j) => j.recordId),
     [1, 4, 2],
   );
-  assert.deepEqual([...first.throttled], [[7, 1_000]]);
+  assert.deepEqual([...first.throttled], [[7n, 1_000]]);
   const held = queue.pick(10, 5_500);
   assert.deepEqual([held.jobs, held.waitMs, queue.hasWaiting()], [[], 500, true]);
   assert.deepEqual(

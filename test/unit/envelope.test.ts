@@ -70,3 +70,19 @@ test("undecodable envelopes say why, and keep the outbox id when there is one", 
   assert.equal(decodeRowEnvelope('{"event_type":"","payload":{}}').ok, false);
   assert.equal(decodeRowEnvelope('{"event_type":"x"}').ok, false);
 });
+
+test("the payload passes through both envelopes as its exact text: 64-bit ids are not rounded", () => {
+  const payload = '{"user_id":9223372036854775807,"target_id":9007199254740993, "note":"x"}';
+  const row = decodeRowEnvelope(`{"event_type":"t","payload":${payload},"payload_extra":1}`);
+  assert.ok(row.ok);
+  assert.equal(row.value.payload, payload);
+  const message = decodeKafkaEnvelope(
+    encodeKafkaEnvelope({ ...row.value, outboxId: 9, serviceName: "notification" }),
+  );
+  assert.ok(message.ok);
+  assert.equal(message.value.payload, payload);
+  // A duplicate key: the last one wins, as in JSON.parse and Go.
+  const twice = decodeRowEnvelope('{"event_type":"t","payload":{"user_id":1},"payload":{"user_id":2}}');
+  assert.ok(twice.ok);
+  assert.equal(twice.value.payload, '{"user_id":2}');
+});

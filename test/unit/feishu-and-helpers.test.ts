@@ -6,6 +6,7 @@ import { signBotRequest } from "../../src/channels/feishu/signing.ts";
 import { parseWebhookUrl } from "../../src/channels/feishu/webhook-url.ts";
 import { loadConfig } from "../../src/config/load-config.ts";
 import { createCoalescingLoader } from "../../src/lib/coalescing-loader.ts";
+import { AppError } from "../../src/lib/errors.ts";
 import { createRateLimiter } from "../../src/lib/rate-limiter.ts";
 import { buildFeishuDedupeKey } from "../../src/notifications/dedupe-key.ts";
 import { parseFeishuRequestedPayload } from "../../src/notifications/feishu-requested-payload.ts";
@@ -62,20 +63,20 @@ test("bot signature: HMAC-SHA256 keyed with timestamp\\nsecret over an empty mes
 test("dedupe keys are byte-compatible with SmartFlow's Go builder", () => {
   const at = new Date("2026-03-02T10:41:00+08:00");
   assert.equal(
-    buildFeishuDedupeKey(42, " unfinished_feedback ", at, 8 * 60),
+    buildFeishuDedupeKey(42n, " unfinished_feedback ", at, 8 * 60),
     "42:unfinished_feedback:2026-03-02T10:30:00+08:00",
   );
   assert.equal(
-    buildFeishuDedupeKey(42, "t", new Date("2026-03-02T10:29:59Z"), 0),
+    buildFeishuDedupeKey(42n, "t", new Date("2026-03-02T10:29:59Z"), 0),
     "42:t:2026-03-02T10:00:00Z",
   );
   assert.equal(
-    buildFeishuDedupeKey(42, "t", new Date("2026-03-02T10:31:00Z"), 0),
+    buildFeishuDedupeKey(42n, "t", new Date("2026-03-02T10:31:00Z"), 0),
     "42:t:2026-03-02T10:30:00Z",
   );
-  assert.equal(buildFeishuDedupeKey(0, "t", at, 0), "");
-  assert.equal(buildFeishuDedupeKey(42, " ", at, 0), "");
-  assert.equal(buildFeishuDedupeKey(42, "t", undefined, 0), "");
+  assert.equal(buildFeishuDedupeKey(0n, "t", at, 0), "");
+  assert.equal(buildFeishuDedupeKey(42n, " ", at, 0), "");
+  assert.equal(buildFeishuDedupeKey(42n, "t", undefined, 0), "");
 });
 
 test("message texts follow §6.5: links in summaries fall back, 180 code points, target URL appended", () => {
@@ -88,12 +89,12 @@ test("message texts follow §6.5: links in summaries fall back, 180 code points,
   assert.equal(Array.from(normalizeTexts("调".repeat(400), "").summaryText).length, 180);
   const base = {
     id: 1,
-    userId: 2,
+    userId: 2n,
     triggerId: "t",
     previewId: "p",
     triggerType: "x",
     targetType: "y",
-    targetId: 3,
+    targetId: 3n,
     targetUrl: "/assistant/c1",
     summaryText: "明天调整",
     fallbackText: "fb",
@@ -117,7 +118,7 @@ test("payload validation names the field, in SmartFlow's order", () => {
     target_url: "/assistant/x",
     requested_at: "2026-03-02T10:41:00+08:00",
   };
-  assert.equal(parseFeishuRequestedPayload(JSON.stringify(valid)).userId, 1);
+  assert.equal(parseFeishuRequestedPayload(JSON.stringify(valid)).userId, 1n);
   const cases: [unknown, string][] = [
     [{ ...valid, user_id: "1" }, "user_id"],
     [{ ...valid, user_id: 0, preview_id: "" }, "user_id"],
@@ -138,6 +139,33 @@ test("payload validation names the field, in SmartFlow's order", () => {
     );
   }
   assert.throws(() => parseFeishuRequestedPayload("{not json"), /not JSON/);
+});
+
+test("payload ids are Go's int64: exact up to 2^63 − 1, anything else is poison naming the field", () => {
+  const rest =
+    '"preview_id":"p","dedupe_key":"k","target_url":"/assistant/x","requested_at":"2026-03-02T10:41:00Z"';
+  const parse = (ids: string) => parseFeishuRequestedPayload(`{${ids},${rest}}`);
+  const big = parse('"user_id":9223372036854775807,"target_id":9007199254740993,"notification_id":12');
+  assert.deepEqual([big.userId, big.targetId, big.notificationId], [2n ** 63n - 1n, 2n ** 53n + 1n, 12]);
+  // A notification_id past 2^53 names none of this service's records.
+  assert.equal(parse('"user_id":5,"notification_id":9007199254740993').notificationId, 0);
+  assert.equal(parse('"user_id":5,"target_id":-3').targetId, -3n, "target_id is not validated (as Go)");
+  const cases: [string, string][] = [
+    ['"user_id":9223372036854775808', "user_id"],
+    ['"user_id":-1', "user_id"],
+    ['"user_id":1.5', "user_id"],
+    ['"user_id":1e3', "user_id"],
+    ['"user_id":5,"target_id":2.0', "target_id"],
+    ['"user_id":5,"target_id":-9223372036854775809', "target_id"],
+    ['"user_id":5,"notification_id":"7"', "notification_id"],
+  ];
+  for (const [ids, field] of cases) {
+    assert.throws(
+      () => parse(ids),
+      (error: unknown) => AppError.is(error, "poison") && error.field === field,
+      ids,
+    );
+  }
 });
 
 test("rate limiter: 5 per second and 100 per minute per key, queued with the wait it needs", () => {

@@ -18,9 +18,12 @@ import { aRecord } from "../support/records.ts";
 test("intake: a poison payload fails alone; a record that needs a send is queued, others are not", async () => {
   const now = new Date("2026-03-02T10:00:00Z");
   const states = new Map([
-    ["k-new", aRecord({ id: 1, userId: 41, status: "pending" })],
-    ["k-sending", aRecord({ id: 2, userId: 42, status: "sending", leaseUntil: new Date(now.getTime() + 1) })],
-    ["k-failed-due", aRecord({ id: 3, userId: 43, status: "failed", nextRetryAt: now })],
+    ["k-new", aRecord({ id: 1, userId: 41n, status: "pending" })],
+    [
+      "k-sending",
+      aRecord({ id: 2, userId: 42n, status: "sending", leaseUntil: new Date(now.getTime() + 1) }),
+    ],
+    ["k-failed-due", aRecord({ id: 3, userId: 43n, status: "failed", nextRetryAt: now })],
   ]);
   const records: RecordIntake = {
     intake: async (items) =>
@@ -89,12 +92,12 @@ test("requests: one event per event_id, the event and its key in one transaction
   });
   const input = {
     eventId: " evt-1 ",
-    userId: 42,
+    userId: 42n,
     triggerId: "ast_1",
     previewId: "asp_1",
     triggerType: "unfinished_feedback",
     targetType: "task",
-    targetId: 7,
+    targetId: 7n,
     dedupeKey: "",
     targetUrl: "/assistant/conv_1",
     summaryText: "请确认",

@@ -1,3 +1,4 @@
+import { stringifyJson } from "../../lib/json-int64.ts";
 import type { Destination, SendRequest, SendResult } from "../../notifications/ports/delivery-provider.ts";
 import { ACTION_TEXT, actionUrl, type FeishuContext, MESSAGE_TITLE, postJson } from "./feishu-request.ts";
 import {
@@ -47,7 +48,7 @@ export async function sendFlowTrigger(
       : {};
   let response: HttpsResponse;
   try {
-    response = await postJson(context, destination.url, JSON.stringify(payload), headers, signal);
+    response = await postJson(context, destination.url, stringifyJson(payload), headers, signal);
   } catch (error) {
     return transportFailure(error, payload);
   }

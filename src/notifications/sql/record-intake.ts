@@ -1,3 +1,4 @@
+import { sql } from "kysely";
 import { RECORD_CHANNEL_NAME } from "../channel.ts";
 import type { RecordId } from "../ids.ts";
 import type { RecordIntake } from "../ports/record-store.ts";
@@ -6,9 +7,11 @@ import { DEFAULT_MAX_ATTEMPTS, RecordStatus } from "../record-state.ts";
 import { type RecordsTable, selectRecords, toRecord } from "./record-rows.ts";
 
 /**
- * One SELECT for the batch's dedupe keys (and named records), one multi-row INSERT … IGNORE for the keys not
- * found (the unique key `(channel, dedupe_key)` settles races between instances), one SELECT for what was
- * inserted.
+ * One SELECT for the batch's dedupe keys (and named records), one multi-row INSERT for the keys not found
+ * (the unique key `(channel, dedupe_key)` settles races between instances: a key another instance inserted
+ * meanwhile is left as it is), one SELECT for what was inserted. Not `INSERT … IGNORE`: IGNORE also turns
+ * every other error into a warning, such as an id out of the column's range, which MySQL would then store
+ * folded onto the range's end (issue 7: user 2^31 became user 2^31 − 1).
  */
 export function createRecordIntake(table: RecordsTable): RecordIntake {
   return {
@@ -84,7 +87,11 @@ async function insertMissing(table: RecordsTable, items: readonly IntakeItem[], 
         updated_at: stamp,
       })),
     )
-    .orIgnore()
+    .$call((insert) =>
+      table.traits.dialect === "mysql"
+        ? insert.onDuplicateKeyUpdate({ id: sql`id` })
+        : insert.onConflict((conflict) => conflict.doNothing()),
+    )
     .execute();
   const inserted = await selectRecords(table)
     .where("channel", "=", RECORD_CHANNEL_NAME)

@@ -1,5 +1,6 @@
 import type { Expression, ExpressionBuilder, Kysely, SqlBool } from "kysely";
 import type { DbTraits } from "../../db/db-traits.ts";
+import { int64Column, toInt64 } from "../../db/int64-column.ts";
 import type { Database } from "../../db/schema.ts";
 import type { NotificationRecord } from "../record.ts";
 import { DEFAULT_MAX_ATTEMPTS, RecordStatus } from "../record-state.ts";
@@ -33,14 +34,13 @@ export function leaseExpired({ traits, sendingLeaseMs }: RecordsTable, now: Date
     ]);
 }
 
+/** Every column the domain reads but the two int64 ids, which `selectRecords` reads exactly. */
 export const recordColumns = [
   "id",
-  "user_id",
   "trigger_id",
   "preview_id",
   "trigger_type",
   "target_type",
-  "target_id",
   "dedupe_key",
   "target_url",
   "summary_text",
@@ -62,19 +62,21 @@ export const recordColumns = [
 
 /** Records with every column the domain reads. */
 export const selectRecords = ({ db }: RecordsTable) =>
-  db.selectFrom("notification_records").select(recordColumns);
+  db
+    .selectFrom("notification_records")
+    .select([...recordColumns, int64Column("user_id"), int64Column("target_id")]);
 
 type RecordRow = Awaited<ReturnType<ReturnType<typeof selectRecords>["executeTakeFirstOrThrow"]>>;
 
 export function toRecord({ traits }: RecordsTable, row: RecordRow): NotificationRecord {
   return {
     id: row.id,
-    userId: row.user_id,
+    userId: toInt64(row.user_id),
     triggerId: row.trigger_id,
     previewId: row.preview_id,
     triggerType: row.trigger_type,
     targetType: row.target_type,
-    targetId: row.target_id,
+    targetId: toInt64(row.target_id),
     dedupeKey: row.dedupe_key,
     targetUrl: row.target_url,
     summaryText: row.summary_text ?? "",

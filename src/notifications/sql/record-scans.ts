@@ -1,4 +1,5 @@
 import { sql } from "kysely";
+import { int64Column, toInt64 } from "../../db/int64-column.ts";
 import type { RecordScans } from "../ports/record-store.ts";
 import type { DueRecord } from "../record.ts";
 import {
@@ -68,7 +69,7 @@ export function createRecordScans(table: RecordsTable): RecordScans {
     /** Three index-friendly queries (one per kind of work), merged oldest id first. */
     async findDue(now, strandedBefore, limit) {
       const stamp = t(now);
-      const due = () => db.selectFrom("notification_records").select(["id", "user_id"]);
+      const due = () => db.selectFrom("notification_records").select(["id", int64Column("user_id")]);
       const pick = (query: ReturnType<typeof due>) => query.orderBy("id").limit(limit).execute();
       const [failed, expired, stranded] = await Promise.all([
         pick(due().where("status", "=", RecordStatus.failed).where("next_retry_at", "<=", stamp)),
@@ -76,7 +77,7 @@ export function createRecordScans(table: RecordsTable): RecordScans {
         pick(due().where("status", "=", RecordStatus.pending).where("updated_at", "<=", t(strandedBefore))),
       ]);
       return [...failed, ...expired, ...stranded]
-        .map((row): DueRecord => ({ id: row.id, userId: row.user_id }))
+        .map((row): DueRecord => ({ id: row.id, userId: toInt64(row.user_id) }))
         .sort((a, b) => a.id - b.id)
         .slice(0, limit);
     },

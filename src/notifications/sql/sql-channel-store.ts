@@ -1,5 +1,6 @@
 import type { Kysely } from "kysely";
 import type { DbTraits } from "../../db/db-traits.ts";
+import { int64Column, toInt64 } from "../../db/int64-column.ts";
 import type { Database } from "../../db/schema.ts";
 import type { SecretBox } from "../../lib/secret-box.ts";
 import { CHANNEL_NAME, type Channel } from "../channel.ts";
@@ -12,7 +13,7 @@ const selectChannels = (db: ChannelsDb) =>
   db
     .selectFrom("user_notification_channels")
     .select([
-      "user_id",
+      int64Column("user_id"),
       "enabled",
       "webhook_url",
       "auth_type",
@@ -29,7 +30,7 @@ type ChannelRow = Awaited<ReturnType<ReturnType<typeof selectChannels>["executeT
 
 function toChannel(row: ChannelRow, traits: DbTraits, secrets: SecretBox): Channel {
   return {
-    userId: row.user_id,
+    userId: toInt64(row.user_id),
     // A BOOLEAN column reads as 0/1 on both databases.
     enabled: Boolean(Number(row.enabled)),
     webhookUrl: secrets.open(row.webhook_url ?? ""),
@@ -61,7 +62,10 @@ export function createSqlChannelStore(db: ChannelsDb, traits: DbTraits, secrets:
       const rows = await selectChannels(db)
         .where("user_id", "in", [...new Set(userIds)])
         .execute();
-      for (const row of rows) channels.set(row.user_id, toChannel(row, traits, secrets));
+      for (const row of rows) {
+        const channel = toChannel(row, traits, secrets);
+        channels.set(channel.userId, channel);
+      }
       return channels;
     },
 

@@ -1,3 +1,4 @@
+import { sql } from "kysely";
 import { OutboxStatus } from "../outbox-status.ts";
 import { errorText, type OutboxTable } from "./outbox-table.ts";
 
@@ -106,8 +107,10 @@ function replayDead({ db, traits, name }: OutboxTable, selector: ReplaySelector,
       candidates = candidates.where("id", "in", selector.ids);
     } else {
       if (selector.eventType) candidates = candidates.where("biz_type", "=", selector.eventType);
-      if (selector.errorContains)
-        candidates = candidates.where("last_error", "like", `%${escapeLike(selector.errorContains)}%`);
+      if (selector.errorContains) {
+        const pattern = `%${escapeLike(selector.errorContains)}%`;
+        candidates = candidates.where(sql<boolean>`last_error like ${pattern} escape ${LIKE_ESCAPE}`);
+      }
       candidates = candidates.limit(selector.limit);
     }
     const ids = (await candidates.execute()).map((row) => row.id);
@@ -148,6 +151,13 @@ async function stats({ db, traits, name }: OutboxTable, now: Date): Promise<Outb
   };
 }
 
+/**
+ * The LIKE escape character, named in the statement (SQLite has no default one, MySQL's backslash depends
+ * on NO_BACKSLASH_ESCAPES): `!`, which needs no escaping in a string literal on either database.
+ */
+const LIKE_ESCAPE = "!";
+
+/** `text` as a LIKE pattern that matches itself: its `%`, `_` and escape characters escaped. */
 function escapeLike(text: string): string {
-  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
+  return text.replace(/[!%_]/g, (c) => `${LIKE_ESCAPE}${c}`);
 }
