@@ -46,58 +46,97 @@ export function createHttpsClient(options: {
     ...(options.caFile ? { ca: readFileSync(options.caFile) } : {}),
   });
   return {
-    postJson(url, body, headers, timeoutMs, signal) {
-      return new Promise((resolve, reject) => {
-        const timeout = AbortSignal.timeout(timeoutMs);
-        const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-        const req = request(
-          url,
-          {
-            method: "POST",
-            agent,
-            signal: combined,
-            headers: { ...headers, "content-length": Buffer.byteLength(body) },
-          },
-          (res) => {
-            const chunks: Buffer[] = [];
-            let size = 0;
-            let truncated = false;
-            res.on("data", (chunk: Buffer) => {
-              if (size >= options.maxResponseBytes) {
-                truncated = true;
-                return;
-              }
-              chunks.push(chunk.subarray(0, options.maxResponseBytes - size));
-              size += chunk.length;
-              if (size > options.maxResponseBytes) truncated = true;
-            });
-            res.on("end", () =>
-              resolve({
-                status: res.statusCode ?? 0,
-                body: Buffer.concat(chunks).toString("utf8"),
-                truncated,
-              }),
-            );
-            res.on("error", (error) =>
-              reject(
-                new TransportError(`reading the response failed: ${error.message}`, timeout.aborted, {
-                  cause: error,
-                }),
-              ),
-            );
-          },
-        );
-        req.on("error", (error) => {
-          const timedOut = timeout.aborted;
-          reject(
-            new TransportError(timedOut ? `no response within ${timeoutMs} ms` : error.message, timedOut, {
-              cause: error,
-            }),
-          );
-        });
-        req.end(body);
-      });
+    async postJson(url, body, headers, timeoutMs, signal) {
+      const timeout = AbortSignal.timeout(timeoutMs);
+      const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+      const attempt: Attempt = { url, body, headers, agent, signal: combined, timeout, timeoutMs };
+      // Keep-alive's race: the server closed an idle connection just as this request reused it. Node documents
+      // retrying exactly this case (`req.reusedSocket` and a reset before any answer): the server never read
+      // the request (it closed the connection first), so sending it again on another connection does not post
+      // it twice. Each pooled connection may be stale in turn.
+      for (let stale = 0; ; stale++) {
+        try {
+          return await postOnce(attempt, options.maxResponseBytes);
+        } catch (error) {
+          if (!(error instanceof StaleSocketError)) throw error;
+          if (combined.aborted || stale >= MAX_STALE_RETRIES) throw error.cause;
+        }
+      }
     },
     close: () => agent.destroy(),
   };
+}
+
+/** Requests re-sent because their pooled connection turned out closed (each never reached the server). */
+const MAX_STALE_RETRIES = 3;
+
+interface Attempt {
+  readonly url: string;
+  readonly body: string;
+  readonly headers: Record<string, string>;
+  readonly agent: Agent;
+  readonly signal: AbortSignal;
+  readonly timeout: AbortSignal;
+  readonly timeoutMs: number;
+}
+
+/** A request that failed on a reused keep-alive connection before any answer; its cause is the failure. */
+class StaleSocketError extends Error {
+  override readonly name = "StaleSocketError";
+}
+
+function postOnce(attempt: Attempt, maxResponseBytes: number): Promise<HttpsResponse> {
+  const { timeout, timeoutMs } = attempt;
+  return new Promise((resolve, reject) => {
+    const req = request(
+      attempt.url,
+      {
+        method: "POST",
+        agent: attempt.agent,
+        signal: attempt.signal,
+        headers: { ...attempt.headers, "content-length": Buffer.byteLength(attempt.body) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        let truncated = false;
+        res.on("data", (chunk: Buffer) => {
+          if (size >= maxResponseBytes) {
+            truncated = true;
+            return;
+          }
+          chunks.push(chunk.subarray(0, maxResponseBytes - size));
+          size += chunk.length;
+          if (size > maxResponseBytes) truncated = true;
+        });
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8"), truncated }),
+        );
+        res.on("error", (error) =>
+          reject(
+            new TransportError(`reading the response failed: ${error.message}`, timeout.aborted, {
+              cause: error,
+            }),
+          ),
+        );
+      },
+    );
+    req.on("error", (error: NodeJS.ErrnoException) => {
+      const timedOut = timeout.aborted;
+      const failure = new TransportError(
+        timedOut ? `no response within ${timeoutMs} ms` : error.message,
+        timedOut,
+        {
+          cause: error,
+        },
+      );
+      const stale = req.reusedSocket && (error.code === "ECONNRESET" || error.code === "EPIPE");
+      reject(
+        stale && !attempt.signal.aborted
+          ? new StaleSocketError(failure.message, { cause: failure })
+          : failure,
+      );
+    });
+    req.end(attempt.body);
+  });
 }
