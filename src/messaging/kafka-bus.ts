@@ -44,11 +44,12 @@ export function createKafkaBus(options: KafkaBusOptions): MessageBus {
   return {
     kind: "kafka",
     ensureTopic: (topic, partitions) => ensureTopic(context, topic, partitions),
-    async publish(topic, messages) {
+    async publish(topic, messages, publishOptions = {}) {
       if (messages.length === 0) return;
-      try {
-        const connected = await producer.connected();
-        await connected.send({
+      let used: Producer | undefined;
+      const send = async () => {
+        used = await producer.connected();
+        await used.send({
           topic,
           messages: messages.map((message) => ({
             key: message.key === "" ? null : message.key,
@@ -56,7 +57,15 @@ export function createKafkaBus(options: KafkaBusOptions): MessageBus {
             ...(message.headers ? { headers: { ...message.headers } } : {}),
           })),
         });
+      };
+      try {
+        const { timeoutMs } = publishOptions;
+        await (timeoutMs === undefined ? send() : withTimeout(send(), timeoutMs, `publish to ${topic}`));
       } catch (error) {
+        // The idempotent producer numbers its batches per partition. After a failure its numbering may no
+        // longer match what the broker holds (a batch written but not acknowledged), and the broker would
+        // take the next publish for a duplicate and drop it: retire it; the next publish gets a new one.
+        if (used) producer.retire(used);
         throw classify(error, `publish to ${topic} failed`);
       }
     },
@@ -76,7 +85,12 @@ interface KafkaContext {
   readonly consumers: Set<Consumer>;
 }
 
-/** One producer, connected on first use; a failed connection is forgotten, so the next publish retries it. */
+/**
+ * One idempotent producer, connected on first use: the broker drops the copies of a batch that kafkajs sends
+ * again after a partial failure (one partition's leader moved, the others wrote), which a plain producer would
+ * write twice. A failed connection is forgotten, so the next publish retries it; `retire` drops a producer
+ * whose publish failed.
+ */
 function lazyProducer({ kafka, options }: KafkaContext) {
   let producer: Producer | undefined;
   let producerReady: Promise<Producer> | undefined;
@@ -86,6 +100,7 @@ function lazyProducer({ kafka, options }: KafkaContext) {
         const created = kafka.producer({
           createPartitioner: Partitioners.DefaultPartitioner,
           allowAutoTopicCreation: true,
+          idempotent: true,
           retry: { initialRetryTime: 100, retries: 2, maxRetryTime: 1_000 },
         });
         try {
@@ -101,6 +116,12 @@ function lazyProducer({ kafka, options }: KafkaContext) {
         producerReady = undefined;
       });
       return producerReady;
+    },
+    retire(used: Producer) {
+      if (producer !== used) return;
+      producer = undefined;
+      producerReady = undefined;
+      used.disconnect().catch(() => undefined);
     },
     async disconnect() {
       await producer?.disconnect().catch(() => undefined);
@@ -221,6 +242,8 @@ function kafkaLogCreator(logger: Logger): logCreator {
   return () =>
     ({ level, log }) => {
       const { message, ...fields } = log;
+      // Bounded retries are deliberate: a publish that fails retires its producer (see lazyProducer).
+      if (message.startsWith("Limiting retries for the idempotent producer")) return;
       const child = { component: "kafkajs", ...fields };
       if (level === logLevel.ERROR) logger.warn(`kafkajs: ${message}`, child);
       else if (level === logLevel.WARN) logger.info(`kafkajs: ${message}`, child);

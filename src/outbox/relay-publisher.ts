@@ -136,7 +136,9 @@ async function publish(
   rows: readonly ClaimedRow[],
   messages: readonly OutgoingMessage[],
 ) {
-  await withTimeout(deps.bus.publish(topic, messages), deps.publishTimeoutMs, `publish to ${topic}`);
+  const timeoutMs = deps.publishTimeoutMs;
+  // The bus times out on its own (and retires its producer); this guards against a bus that does not.
+  await withTimeout(deps.bus.publish(topic, messages, { timeoutMs }), timeoutMs, `publish to ${topic}`);
   const ids = rows.map((row) => row.id);
   await settle(
     deps,
