@@ -62,9 +62,8 @@ export function createKafkaBus(options: KafkaBusOptions): MessageBus {
         const { timeoutMs } = publishOptions;
         await (timeoutMs === undefined ? send() : withTimeout(send(), timeoutMs, `publish to ${topic}`));
       } catch (error) {
-        // The idempotent producer numbers its batches per partition. After a failure its numbering may no
-        // longer match what the broker holds (a batch written but not acknowledged), and the broker would
-        // take the next publish for a duplicate and drop it: retire it; the next publish gets a new one.
+        // After a failure its batch numbers may not match the broker's (a batch written, not acknowledged),
+        // which would take the next publish for a duplicate and drop it: the next publish gets a new producer.
         if (used) producer.retire(used);
         throw classify(error, `publish to ${topic} failed`);
       }
@@ -86,10 +85,9 @@ interface KafkaContext {
 }
 
 /**
- * One idempotent producer, connected on first use: the broker drops the copies of a batch that kafkajs sends
- * again after a partial failure (one partition's leader moved, the others wrote), which a plain producer would
- * write twice. A failed connection is forgotten, so the next publish retries it; `retire` drops a producer
- * whose publish failed.
+ * One idempotent producer (the broker drops the copies kafkajs sends again after a partial failure, which a
+ * plain producer writes twice), connected on first use. A failed connection is forgotten, so the next publish
+ * retries it; `retire` drops a producer whose publish failed.
  */
 function lazyProducer({ kafka, options }: KafkaContext) {
   let producer: Producer | undefined;
@@ -242,8 +240,7 @@ function kafkaLogCreator(logger: Logger): logCreator {
   return () =>
     ({ level, log }) => {
       const { message, ...fields } = log;
-      // Bounded retries are deliberate: a publish that fails retires its producer (see lazyProducer).
-      if (message.startsWith("Limiting retries for the idempotent producer")) return;
+      if (message.startsWith("Limiting retries for the idempotent producer")) return; // see lazyProducer
       const child = { component: "kafkajs", ...fields };
       if (level === logLevel.ERROR) logger.warn(`kafkajs: ${message}`, child);
       else if (level === logLevel.WARN) logger.info(`kafkajs: ${message}`, child);
