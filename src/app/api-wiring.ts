@@ -22,7 +22,7 @@ export interface ApiArea {
 /** The one-port API: the original service, the operations service, health (with its database watch). */
 export function wireApi(infra: Infrastructure, outbox: OutboxArea, delivery: DeliveryArea): ApiArea {
   const { config, db, clock, logger } = infra;
-  // Every database step of the operations service retries transient errors (issue 7 item 8).
+  // Every database step of the operations service retries transient errors.
   const retry = createTransientRetry(logger.child({ component: "ops" }));
   const bindings = [
     notificationBinding(delivery.channelService, config.api.tokenForLegacy),

@@ -1,5 +1,5 @@
 /**
- * Issue 7 item 5, on the real process (`node --import tsx src/main.ts`): SIGTERM is one budget. With an idle
+ * On the real process (`node --import tsx src/main.ts`): SIGTERM is one budget. With an idle
  * HTTP/2 connection, a request whose body never ends, a silent TCP connection, an RPC waiting on a webhook
  * that never answers and a delivery waiting on another, the process exits 0 within SHUTDOWN_GRACE_MS plus
  * the closing margin (before, the API's close and then the loops' drain each took up to the grace time).
