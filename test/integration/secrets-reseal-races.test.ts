@@ -5,7 +5,7 @@ import { createSecretBox, secretKeyId } from "../../src/lib/secret-box.ts";
 import { createChannelReseal } from "../../src/notifications/sql/channel-reseal.ts";
 import { feishuEnv, givenChannel } from "../support/delivery.ts";
 import { type FakeFeishu, startFakeFeishu } from "../support/fake-feishu.ts";
-import { createTestEnv, query, startApp, type TestEnv } from "../support/harness.ts";
+import { backends, createTestEnv, query, startApp, type TestEnv } from "../support/harness.ts";
 import {
   b64,
   newKey,
@@ -19,15 +19,16 @@ import {
 
 const TOKEN = "ops-token-races";
 
-describe("resealing while the service writes, from two instances (MariaDB + Kafka)", () => {
+describe("resealing while the service writes, from two instances", () => {
   let fake: FakeFeishu;
   let testEnv: TestEnv;
   const oldKey = newKey();
   const currentKey = newKey();
   const rotating = { SECRETS_KEY: b64(currentKey), SECRETS_KEY_PREVIOUS: b64(oldKey) };
+  const extraEnv = () => ({ ...feishuEnv(fake), API_TOKEN: TOKEN, ...rotating });
   before(async () => {
     fake = await startFakeFeishu();
-    testEnv = await createTestEnv("mysql+kafka", { ...feishuEnv(fake), API_TOKEN: TOKEN, ...rotating });
+    testEnv = await createTestEnv("mysql+kafka", extraEnv());
   });
   after(async () => {
     await fake.close();
@@ -55,31 +56,35 @@ describe("resealing while the service writes, from two instances (MariaDB + Kafk
       bearerToken: rewritten(user).bearerToken,
     });
 
-  test("a row written between the reseal's read and its update keeps the new value", async () => {
-    const app = await startApp(testEnv);
-    try {
-      await seedWithOldKey(app, [1, 2, 3]);
-      const job = createChannelReseal(app.db.kysely, app.db.traits, createSecretBox(currentKey, oldKey));
-      const batch = await job.nextBatch(0, 10);
-      assert.equal(batch.length, 3);
-      await save(app, 2);
-      await app.channelService.delete(3n);
-      const byUser = (user: number) => batch.find((row) => row.userId === String(user));
-      assert.equal(await job.resealRow(byUser(1) ?? assert.fail()), true);
-      assert.equal(await job.resealRow(byUser(2) ?? assert.fail()), false, "the writer got there first");
-      assert.equal(await job.resealRow(byUser(3) ?? assert.fail()), false, "deleted meanwhile");
-      assert.equal(await job.countRemaining(), 0);
-      assert.deepEqual(
-        await readSecrets(app, [1, 2, 3], currentKey),
-        new Map([
-          [1, original(1)],
-          [2, rewritten(2)],
-        ]),
-      );
-    } finally {
-      await app.stop();
-    }
-  });
+  for (const backend of backends) {
+    test(`${backend}: a row written between the reseal's read and its update keeps the new value`, async () => {
+      const own = backend === "mysql+kafka" ? undefined : await createTestEnv(backend, extraEnv());
+      const app = await startApp(own ?? testEnv);
+      try {
+        await seedWithOldKey(app, [1, 2, 3]);
+        const job = createChannelReseal(app.db.kysely, app.db.traits, createSecretBox(currentKey, oldKey));
+        const batch = await job.nextBatch(0, 10);
+        assert.equal(batch.length, 3);
+        await save(app, 2);
+        await app.channelService.delete(3n);
+        const byUser = (user: number) => batch.find((row) => row.userId === String(user));
+        assert.equal(await job.resealRow(byUser(1) ?? assert.fail()), true);
+        assert.equal(await job.resealRow(byUser(2) ?? assert.fail()), false, "the writer got there first");
+        assert.equal(await job.resealRow(byUser(3) ?? assert.fail()), false, "deleted meanwhile");
+        assert.equal(await job.countRemaining(), 0);
+        assert.deepEqual(
+          await readSecrets(app, [1, 2, 3], currentKey),
+          new Map([
+            [1, original(1)],
+            [2, rewritten(2)],
+          ]),
+        );
+      } finally {
+        await app.stop();
+        await own?.dispose();
+      }
+    });
+  }
 
   test("two instances reseal at once while channels are saved: each row once, nothing lost", async () => {
     const users = Array.from({ length: 300 }, (_, i) => 1_000 + i);
