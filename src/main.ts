@@ -1,6 +1,8 @@
+import { resealSecretsCommand } from "./app/reseal-command.ts";
 import { createApp, SHUTDOWN_CLOSE_MARGIN_MS } from "./app.ts";
 import { ConfigError, loadConfig } from "./config/load-config.ts";
-import { describeError } from "./lib/errors.ts";
+import { AppError, describeError } from "./lib/errors.ts";
+import { createLogger } from "./lib/logger.ts";
 
 /**
  * The process edge: config → app → start; SIGINT/SIGTERM → the staged stop, within SHUTDOWN_GRACE_MS plus a
@@ -17,6 +19,7 @@ async function main(): Promise<number> {
     }
     throw error;
   }
+  if (process.argv[2] === "reseal-secrets") return resealSecrets(config);
   const app = createApp(config);
   const { file, keys } = config.goDeployment;
   if (file || Object.keys(keys).length > 0) {
@@ -51,6 +54,27 @@ async function main(): Promise<number> {
   }
   await stopped;
   return 0;
+}
+
+/** `reseal-secrets`: seals the channels' secrets again with SECRETS_KEY; exit 0 once none is left. */
+async function resealSecrets(config: ReturnType<typeof loadConfig>): Promise<number> {
+  const logger = createLogger(config.logLevel).child({
+    service: "smartflow-notification",
+    command: "reseal-secrets",
+  });
+  const abort = new AbortController();
+  process.once("SIGINT", () => abort.abort());
+  process.once("SIGTERM", () => abort.abort());
+  try {
+    const result = await resealSecretsCommand(config, logger, abort.signal);
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return result.remaining === 0 ? 0 : 1;
+  } catch (error) {
+    // An AppError's message already says what its cause did (the key ids, the row).
+    const why = AppError.is(error) ? error.message : describeError(error);
+    process.stderr.write(`smartflow-notification: reseal-secrets: ${why}\n`);
+    return 1;
+  }
 }
 
 main().then(

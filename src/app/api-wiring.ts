@@ -5,6 +5,7 @@ import { notificationBinding } from "../api/notification-handlers.ts";
 import { opsBinding } from "../api/ops-handlers.ts";
 import type { ServiceBinding } from "../api/rpc-binding.ts";
 import type { Config } from "../config/load-config.ts";
+import { createChannelReseal } from "../notifications/sql/channel-reseal.ts";
 import type { DeliveryArea } from "./delivery-wiring.ts";
 import type { Infrastructure } from "./infrastructure.ts";
 import type { OutboxArea } from "./outbox-wiring.ts";
@@ -33,6 +34,7 @@ export function wireApi(infra: Infrastructure, outbox: OutboxArea, delivery: Del
       deliveries: delivery.dispatcher,
       wakeRelay: () => infra.relayWakeup.notify(),
       clock,
+      secrets: retryingPort(createChannelReseal(db.kysely, db.traits, delivery.secrets), retry),
     }),
   ];
   if (!config.api.token) {

@@ -2,6 +2,7 @@ import { apiSpec } from "./api-spec.ts";
 import { deliverySpec, feishuSpec } from "./delivery-spec.ts";
 import { databaseSpec, kafkaSpec } from "./infrastructure-spec.ts";
 import { outboxSpec } from "./outbox-spec.ts";
+import { secretsSpec } from "./secrets-spec.ts";
 import { optional, setting } from "./setting.ts";
 import { integer, oneOf, secretsKey } from "./value-parsers.ts";
 
@@ -29,6 +30,7 @@ export const configSpec = {
     secretsKey,
     "base64 of 32 random bytes: encrypts webhook URLs, tokens and signing secrets at rest (AES-256-GCM)",
   ),
+  secrets: secretsSpec,
   shutdownGraceMs: setting(
     "SHUTDOWN_GRACE_MS",
     "15000",
