@@ -1,10 +1,12 @@
+import { runUntilStopped } from "./app/supervision.ts";
 import { createApp, SHUTDOWN_CLOSE_MARGIN_MS } from "./app.ts";
 import { ConfigError, loadConfig } from "./config/load-config.ts";
 import { describeError } from "./lib/errors.ts";
 
 /**
  * The process edge: config → app → start; SIGINT/SIGTERM → the staged stop, within SHUTDOWN_GRACE_MS plus a
- * small margin, then exit; a second signal forces exit.
+ * small margin, then exit 0; a second signal forces exit. A loop that fails for good stops the app the same
+ * way and exits 70 (app/supervision.ts).
  */
 async function main(): Promise<number> {
   let config: ReturnType<typeof loadConfig>;
@@ -42,15 +44,7 @@ async function main(): Promise<number> {
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
   });
-  try {
-    await app.start();
-  } catch (error) {
-    app.logger.error("startup failed", { error: describeError(error) });
-    await app.stop();
-    return 1;
-  }
-  await stopped;
-  return 0;
+  return runUntilStopped(app, stopped);
 }
 
 main().then(

@@ -1,4 +1,5 @@
 import { apiConnectionSpec } from "./api-connection-spec.ts";
+import { metricsSpec } from "./metrics-spec.ts";
 import { family, optional, setting } from "./setting.ts";
 import {
   address,
@@ -241,6 +242,7 @@ export const configSpec = {
     ),
     connections: apiConnectionSpec,
   },
+  metrics: metricsSpec,
   secretsKey: optional(
     "SECRETS_KEY",
     secretsKey,

@@ -136,14 +136,16 @@ async function publish(
   rows: readonly ClaimedRow[],
   messages: readonly OutgoingMessage[],
 ) {
+  const started = deps.clock.now().getTime();
   await withTimeout(deps.bus.publish(topic, messages), deps.publishTimeoutMs, `publish to ${topic}`);
+  const durationMs = deps.clock.now().getTime() - started;
   const ids = rows.map((row) => row.id);
   await settle(
     deps,
     () => deps.store.markPublished(ids, deps.clock.now()),
     "record the broker's acknowledgement",
   );
-  deps.events.emit("relay:published", { ids, topic });
+  deps.events.emit("relay:published", { ids, topic, durationMs });
 }
 
 async function failRows(deps: PublisherDeps, rows: readonly ClaimedRow[], error: unknown) {
