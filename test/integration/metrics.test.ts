@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import {
+  HealthCheckRequestSchema,
+  HealthCheckResponseSchema,
+} from "../../src/gen/grpc/health/v1/health_pb.ts";
 import { recordOf, requestNotification, useDeliveryEnv } from "../support/delivery.ts";
+import { rpcClient } from "../support/grpc-clients.ts";
 import { probe, scrape } from "../support/scrape.ts";
 
 const P = "smartflow_notification_";
@@ -31,6 +36,15 @@ describe("metrics as one notification flows (MariaDB + Kafka + the fake Feishu)"
         },
       );
       assert.equal(saved.status, 200, await saved.text());
+      // Two calls over HTTP/2 (the gRPC fast path): one answered, one refused.
+      const grpc = rpcClient(`127.0.0.1:${app.apiPort()}`);
+      const check = (service: string) =>
+        grpc.unary("/grpc.health.v1.Health/Check", HealthCheckRequestSchema, HealthCheckResponseSchema, {
+          service,
+        });
+      await check("");
+      await assert.rejects(check("no.such.Service"));
+      grpc.close();
       const outboxId = await requestNotification(app, { userId: USER, previewId: "asp_metrics" });
       const recordId = await recordOf(events, outboxId);
       await events.until("the attempt is written", () =>
@@ -66,6 +80,9 @@ describe("metrics as one notification flows (MariaDB + Kafka + the fake Feishu)"
         ),
         1,
       );
+      const health = `${P}rpc_requests_total{method="/grpc.health.v1.Health/Check"`;
+      assert.equal(moved(`${health},code="OK"}`), 1);
+      assert.equal(moved(`${health},code="NOT_FOUND"}`), 1);
       // Gauges read from the stores at scrape time.
       assert.equal(after.get(`${P}outbox_rows{status="consumed"}`), 1);
       assert.equal(after.get(`${P}outbox_rows{status="pending"}`), 0);
