@@ -60,12 +60,27 @@ export function countEvents(events: EventHub<MetricEvents>, series: Series): () 
       s.rateLimitWaits.inc();
       s.rateLimitWaitSeconds.inc(waitMs / 1_000);
     }),
-    events.on("api:call", ({ method, code, seconds }) => {
-      s.rpcs.inc({ method, code });
-      s.rpcSeconds.observe({ method }, seconds);
-    }),
+    events.on("api:call", countCall(s)),
   ];
   return () => {
     for (const off of offs) off();
+  };
+}
+
+/**
+ * Every RPC passes here: the series' children are kept per method and code (a bounded set: the served
+ * methods × the gRPC codes), so a call skips prom-client's label hashing.
+ */
+function countCall(s: Series) {
+  const children = new Map<string, { calls: { inc(): void }; seconds: { observe(value: number): void } }>();
+  return ({ method, code, seconds }: ObservedEvents["api:call"]) => {
+    const key = `${method} ${code}`;
+    let child = children.get(key);
+    if (!child) {
+      child = { calls: s.rpcs.labels({ method, code }), seconds: s.rpcSeconds.labels({ method }) };
+      children.set(key, child);
+    }
+    child.calls.inc();
+    child.seconds.observe(seconds);
   };
 }
