@@ -2,7 +2,9 @@
  * The gRPC fast path alone: this service's API server with a handler answering a constant (no database),
  * against a bare @grpc/grpc-js server answering the same constant, in one process, driven by h2load (4
  * connections × 16 streams). Rounds alternate the order; besides req/s it measures this process's CPU time
- * per call while each server is under load (far less noisy than req/s on a shared machine).
+ * per call while each server is under load (far less noisy than req/s on a shared machine). A third server,
+ * the same fast path with its calls counted into the metrics adapter (`onCall` → event → prom-client counter
+ * and histogram), measures what the metrics cost per call against the plain fast path.
  *   node --expose-gc --import tsx bench/grpc-fastpath.bench.ts [rounds] [calls]   (needs h2load: nghttp2-client)
  */
 import { execFile } from "node:child_process";
@@ -15,12 +17,15 @@ import * as grpc from "@grpc/grpc-js";
 import { createApiServer } from "../src/api/api-server.ts";
 import { createHealthState } from "../src/api/health.ts";
 import type { ServiceBinding } from "../src/api/rpc-binding.ts";
+import type { AppEvents } from "../src/app.ts";
 import {
   ChannelResponseSchema,
   GetFeishuWebhookRequestSchema,
   Notification,
 } from "../src/gen/smartflow/notification/notification_pb.ts";
+import { createEventHub } from "../src/lib/event-hub.ts";
 import { silentLogger } from "../src/lib/logger.ts";
+import { createMetrics } from "../src/observability/metrics.ts";
 import { median } from "./support.ts";
 
 const run = promisify(execFile);
@@ -42,6 +47,25 @@ const api = createApiServer({
   logger: silentLogger,
 });
 const fastPath = await api.listen();
+const events = createEventHub<AppEvents>();
+const metrics = createMetrics({
+  events,
+  sources: {
+    outbox: async () => ({ byStatus: {}, oldestDueAgeMs: 0 }),
+    records: async () => ({}),
+    deliveryBacklog: () => 0,
+  },
+  logger: silentLogger,
+  pollTimeoutMs: 1_000,
+});
+const observedApi = createApiServer({
+  options: { host: "127.0.0.1", port: 0, rpcTimeoutMs: 6_000, maxMessageBytes: 4 * 1024 * 1024 },
+  bindings: [binding],
+  health: createHealthState([]),
+  logger: silentLogger,
+  onCall: (method, code, seconds) => events.emit("api:call", { method, code, seconds }),
+});
+const observed = await observedApi.listen();
 
 const bytes = Buffer.from(toBinary(ChannelResponseSchema, answer));
 const bare = new grpc.Server();
@@ -80,11 +104,13 @@ await writeFile(bodyFile, frame);
 const results = {
   bare: { rps: [] as number[], cpuUs: [] as number[] },
   fastPath: { rps: [] as number[], cpuUs: [] as number[] },
+  observed: { rps: [] as number[], cpuUs: [] as number[] },
 };
 for (let round = 1; round <= rounds; round++) {
   const order: [keyof typeof results, number][] = [
     ["bare", barePort],
     ["fastPath", fastPath],
+    ["observed", observed],
   ];
   if (round % 2 === 0) order.reverse();
   for (const [name, port] of order) {
@@ -100,11 +126,13 @@ for (let round = 1; round <= rounds; round++) {
     results[name].cpuUs.push((used.user + used.system) / Number(calls));
   }
   console.log(
-    `round ${round}: bare ${results.bare.rps.at(-1)} req/s, fast path ${results.fastPath.rps.at(-1)} req/s`,
+    `round ${round}: bare ${results.bare.rps.at(-1)} req/s, fast path ${results.fastPath.rps.at(-1)} req/s, with metrics ${results.observed.rps.at(-1)} req/s`,
   );
 }
 bare.forceShutdown();
 await api.close(1_000);
+await observedApi.close(1_000);
+const counted = /rpc_requests_total\{[^}]*\} (\d+)/.exec((await metrics.scrape()).text)?.[1];
 const b = median(results.bare.rps);
 const f = median(results.fastPath.rps);
 console.log(
@@ -117,5 +145,11 @@ console.log(
     ratio: Number((f / b).toFixed(2)),
     bareCpuUsPerCall: Number(median(results.bare.cpuUs).toFixed(1)),
     fastPathCpuUsPerCall: Number(median(results.fastPath.cpuUs).toFixed(1)),
+    withMetricsRps: median(results.observed.rps),
+    withMetricsCpuUsPerCall: Number(median(results.observed.cpuUs).toFixed(1)),
+    withMetricsOverFastPathCpu: Number(
+      (median(results.observed.cpuUs) / median(results.fastPath.cpuUs)).toFixed(2),
+    ),
+    callsCounted: Number(counted ?? 0),
   }),
 );

@@ -25,6 +25,7 @@ export const allowedImports: Readonly<Record<string, readonly string[]>> = {
   outbox: ["messaging", "db", "lib"],
   config: ["db", "outbox", "lib"],
   api: ["notifications", "outbox", "gen", "lib"],
+  observability: ["notifications", "outbox", "lib"],
   app: [
     "api",
     "channels",
@@ -34,6 +35,7 @@ export const allowedImports: Readonly<Record<string, readonly string[]>> = {
     "messaging",
     "notifications",
     "notifications/sql",
+    "observability",
     "outbox",
   ],
   main: ["app", "config", "lib"],
@@ -44,6 +46,7 @@ export const vendorHomes: Readonly<Record<string, string>> = {
   kafkajs: "messaging/kafka-bus.ts",
   mysql2: "db/mysql-driver.ts",
   "better-sqlite3": "db/sqlite-driver.ts",
+  "prom-client": "observability/metric-series.ts",
 };
 
 /** Only tests and benchmarks use these. */

@@ -54,6 +54,7 @@ export function wireApi(infra: Infrastructure, outbox: OutboxArea, delivery: Del
     bindings,
     health,
     logger: logger.child({ component: "api" }),
+    onCall: (method, code, seconds) => infra.events.emit("api:call", { method, code, seconds }),
   });
   const databaseWatch = createDatabaseWatch({
     ping: () => db.ping(),

@@ -1,6 +1,7 @@
 import type { Config } from "../config/load-config.ts";
 import { createDb } from "../db/database.ts";
-import type { Logger } from "../lib/logger.ts";
+import { AppError, describeError } from "../lib/errors.ts";
+import { createLogger, type Logger } from "../lib/logger.ts";
 import { createSecretBox } from "../lib/secret-box.ts";
 import { createChannelReseal } from "../notifications/sql/channel-reseal.ts";
 
@@ -38,5 +39,26 @@ export async function resealSecretsCommand(
     }
   } finally {
     await db.close();
+  }
+}
+
+/** `reseal-secrets`: seals the channels' secrets again with SECRETS_KEY; exit 0 once none is left. */
+export async function resealSecrets(config: Config): Promise<number> {
+  const logger = createLogger(config.logLevel).child({
+    service: "smartflow-notification",
+    command: "reseal-secrets",
+  });
+  const abort = new AbortController();
+  process.once("SIGINT", () => abort.abort());
+  process.once("SIGTERM", () => abort.abort());
+  try {
+    const result = await resealSecretsCommand(config, logger, abort.signal);
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return result.remaining === 0 ? 0 : 1;
+  } catch (error) {
+    // An AppError's message already says what its cause did (the key ids, the row).
+    const why = AppError.is(error) ? error.message : describeError(error);
+    process.stderr.write(`smartflow-notification: reseal-secrets: ${why}\n`);
+    return 1;
   }
 }

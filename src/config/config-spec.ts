@@ -1,6 +1,7 @@
 import { apiSpec } from "./api-spec.ts";
 import { deliverySpec, feishuSpec } from "./delivery-spec.ts";
 import { databaseSpec, kafkaSpec } from "./infrastructure-spec.ts";
+import { metricsSpec } from "./metrics-spec.ts";
 import { outboxSpec } from "./outbox-spec.ts";
 import { secretsSpec } from "./secrets-spec.ts";
 import { optional, setting } from "./setting.ts";
@@ -25,6 +26,7 @@ export const configSpec = {
   feishu: feishuSpec,
   delivery: deliverySpec,
   api: apiSpec,
+  metrics: metricsSpec,
   secretsKey: optional(
     "SECRETS_KEY",
     secretsKey,

@@ -22,6 +22,8 @@ export interface KafkaBusOptions {
    * a batch is being handled the member sends no heartbeat, so this bounds a batch's handling time too.
    */
   readonly sessionTimeoutMs?: number;
+  /** Told, after each handled chunk, how many messages the partition still holds past it (metrics). */
+  readonly onLag?: (topic: string, partition: number, lag: number) => void;
 }
 
 /**
@@ -199,7 +201,7 @@ async function consumeOnce(
     await consumer.run({
       partitionsConsumedConcurrently: options.partitionsConcurrently,
       eachBatchAutoResolve: false,
-      eachBatch: batchHandler(options.maxBatch, subscription, signal),
+      eachBatch: batchHandler(options.maxBatch, subscription, signal, options.onLag),
     });
     return await Promise.race([aborted, crashed]);
   } catch (error) {
@@ -213,7 +215,12 @@ async function consumeOnce(
 }
 
 /** Hands a partition's batch to the subscription in chunks, committing each chunk's offset once handled. */
-function batchHandler(maxBatch: number, subscription: Subscription, signal: AbortSignal): EachBatchHandler {
+function batchHandler(
+  maxBatch: number,
+  subscription: Subscription,
+  signal: AbortSignal,
+  onLag: KafkaBusOptions["onLag"],
+): EachBatchHandler {
   return async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
     for (let start = 0; start < batch.messages.length; start += maxBatch) {
       if (!isRunning() || isStale() || signal.aborted) return;
@@ -231,6 +238,7 @@ function batchHandler(maxBatch: number, subscription: Subscription, signal: Abor
       const last = chunk[chunk.length - 1];
       if (last) resolveOffset(last.offset);
       await commitOffsetsIfNecessary();
+      if (last) onLag?.(batch.topic, batch.partition, Number(batch.highWatermark) - Number(last.offset) - 1);
       await heartbeat();
     }
   };

@@ -11,9 +11,12 @@ export interface WorkItem {
   readonly row: RowState;
 }
 
+/** Why a message is dead, as a bounded label (metrics): the reason itself is free text. */
+export type DeadReasonClass = "unreadable" | "no_handler" | "version_mismatch" | "rejected";
+
 export type Decision =
   | { readonly kind: "consumed" }
-  | { readonly kind: "dead"; readonly reason: string }
+  | { readonly kind: "dead"; readonly reason: string; readonly reasonClass: DeadReasonClass }
   | { readonly kind: "retry"; readonly reason: string }
   | { readonly kind: "deferred"; readonly reason: string; readonly delayMs: number };
 
@@ -23,7 +26,7 @@ export function decisionOf(failure: EventFailure | undefined): Decision {
   const reason = describeError(failure);
   if (AppError.is(failure, "deferred"))
     return { kind: "deferred", reason, delayMs: failure.retryAfterMs ?? 1_000 };
-  if (AppError.is(failure) && !failure.retryable) return { kind: "dead", reason };
+  if (AppError.is(failure) && !failure.retryable) return { kind: "dead", reason, reasonClass: "rejected" };
   return { kind: "retry", reason: `handler failed: ${reason}` };
 }
 
@@ -44,12 +47,14 @@ export async function decideAll(
       decisions[index] = {
         kind: "dead",
         reason: `no handler registered for event type ${envelope.eventType}`,
+        reasonClass: "no_handler",
       };
     } else if (!handler.versions.includes(envelope.eventVersion.trim())) {
       // SmartFlow's Go handler's `last_error` for this, word for word (operators search for it).
       decisions[index] = {
         kind: "dead",
         reason: `${envelope.eventType} event_version 不匹配: ${envelope.eventVersion.trim()}`,
+        reasonClass: "version_mismatch",
       };
     } else {
       const group = byHandler.get(handler);

@@ -5,7 +5,7 @@ import type { EventHub } from "../lib/event-hub.ts";
 import type { Logger } from "../lib/logger.ts";
 import { sleep } from "../lib/sleep.ts";
 import type { IncomingMessage, MessageBus } from "../messaging/bus.ts";
-import { decideAll, toOutcomes, type WorkItem } from "./consumer-decisions.ts";
+import { type Decision, decideAll, toOutcomes, type WorkItem } from "./consumer-decisions.ts";
 import { decodeKafkaEnvelope, type KafkaEnvelope } from "./envelope.ts";
 import type { OutboxEvents } from "./outbox-events.ts";
 import type { OutboxHandler } from "./outbox-handler.ts";
@@ -101,8 +101,17 @@ async function consumeBatch(
     retried: outcomes.retry.map((r) => r.row.id),
     deferred: outcomes.deferred.map((d) => d.id),
     skipped,
+    deadByClass: deadByClass(decisions, unreadable.length),
   });
   return true;
+}
+
+function deadByClass(decisions: readonly Decision[], unreadable: number): Record<string, number> {
+  const counts: Record<string, number> = unreadable > 0 ? { unreadable } : {};
+  for (const decision of decisions) {
+    if (decision.kind === "dead") counts[decision.reasonClass] = (counts[decision.reasonClass] ?? 0) + 1;
+  }
+  return counts;
 }
 
 /** Decodes a batch; nothing is dropped silently (weakness 17). A message seen twice is handled once. */

@@ -137,15 +137,17 @@ async function publish(
   messages: readonly OutgoingMessage[],
 ) {
   const timeoutMs = deps.publishTimeoutMs;
+  const started = deps.clock.now().getTime();
   // The bus times out on its own (and retires its producer); this guards against a bus that does not.
   await withTimeout(deps.bus.publish(topic, messages, { timeoutMs }), timeoutMs, `publish to ${topic}`);
+  const durationMs = deps.clock.now().getTime() - started;
   const ids = rows.map((row) => row.id);
   await settle(
     deps,
     () => deps.store.markPublished(ids, deps.clock.now()),
     "record the broker's acknowledgement",
   );
-  deps.events.emit("relay:published", { ids, topic });
+  deps.events.emit("relay:published", { ids, topic, durationMs });
 }
 
 async function failRows(deps: PublisherDeps, rows: readonly ClaimedRow[], error: unknown) {

@@ -38,6 +38,7 @@ test("SIGTERM with idle and half-sent connections and hanging webhooks exits wit
       ...process.env,
       LOG_LEVEL: "info",
       GRPC_ADDR: "127.0.0.1:0",
+      METRICS_ADDR: "127.0.0.1:0",
       DATABASE_URL: `sqlite:${join(dir, "db.sqlite")}`,
       KAFKA_BROKERS: "",
       SHUTDOWN_GRACE_MS: String(GRACE_MS),

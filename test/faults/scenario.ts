@@ -156,6 +156,7 @@ export async function runScenario(infra: Infra, spec: ScenarioSpec): Promise<Sce
     OUTBOX_SERVICES_NOTIFICATION_TOPIC: `faults.s${spec.id}.${tag}`,
     OUTBOX_SERVICES_NOTIFICATION_GROUP_ID: `faults-s${spec.id}-${tag}`,
     GRPC_ADDR: "127.0.0.1:0",
+    METRICS_ADDR: "127.0.0.1:0",
     FEISHU_ALLOWED_HOSTS: fake.host,
     FEISHU_CA_FILE: caFile,
     FRONTEND_BASE_URL: "https://app.faults.test",
