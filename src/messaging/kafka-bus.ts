@@ -5,6 +5,7 @@ import type { Logger } from "../lib/logger.ts";
 import { sleep, withTimeout } from "../lib/sleep.ts";
 import type { IncomingMessage, MessageBus, Subscription } from "./bus.ts";
 import { alreadyExists, classify } from "./kafka-errors.ts";
+import { whileHeartbeating } from "./kafka-heartbeat.ts";
 
 const { Kafka, Partitioners, logLevel } = kafkajs;
 
@@ -18,8 +19,9 @@ export interface KafkaBusOptions {
   readonly maxBatch: number;
   readonly connectTimeoutMs: number;
   /**
-   * How long the group waits for a silent member before it takes its partitions away (default 30 s). While
-   * a batch is being handled the member sends no heartbeat, so this bounds a batch's handling time too.
+   * How long the group waits for a silent member before it takes its partitions away (default 10 s). The
+   * member keeps heartbeating while a batch is being handled, so a handler waiting out a database outage
+   * keeps its partitions.
    */
   readonly sessionTimeoutMs?: number;
 }
@@ -152,6 +154,7 @@ async function consumeOnce(
   signal: AbortSignal,
 ): Promise<"stopped" | Error> {
   const sessionTimeout = options.sessionTimeoutMs ?? 10_000;
+  const heartbeatInterval = Math.max(100, Math.min(1_000, Math.floor(sessionTimeout / 10)));
   const consumer = kafka.consumer({
     groupId: subscription.groupId,
     maxWaitTimeInMs: 250,
@@ -160,7 +163,7 @@ async function consumeOnce(
     // A member is declared dead after the session timeout, and kafkajs (no static membership) rejoins a
     // restarted process as a new member, so the group waits one session timeout for the old one: keep it
     // short and heartbeat often.
-    heartbeatInterval: Math.max(100, Math.min(1_000, Math.floor(sessionTimeout / 10))),
+    heartbeatInterval,
     allowAutoTopicCreation: true,
     retry: { initialRetryTime: 200, retries: 8, maxRetryTime: 5_000 },
   });
@@ -180,7 +183,7 @@ async function consumeOnce(
     await consumer.run({
       partitionsConsumedConcurrently: options.partitionsConcurrently,
       eachBatchAutoResolve: false,
-      eachBatch: batchHandler(options.maxBatch, subscription, signal),
+      eachBatch: batchHandler(options, heartbeatInterval, subscription, signal),
     });
     return await Promise.race([aborted, crashed]);
   } catch (error) {
@@ -194,7 +197,12 @@ async function consumeOnce(
 }
 
 /** Hands a partition's batch to the subscription in chunks, committing each chunk's offset once handled. */
-function batchHandler(maxBatch: number, subscription: Subscription, signal: AbortSignal): EachBatchHandler {
+function batchHandler(
+  { maxBatch, logger }: KafkaBusOptions,
+  heartbeatEveryMs: number,
+  subscription: Subscription,
+  signal: AbortSignal,
+): EachBatchHandler {
   return async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
     for (let start = 0; start < batch.messages.length; start += maxBatch) {
       if (!isRunning() || isStale() || signal.aborted) return;
@@ -208,7 +216,10 @@ function batchHandler(maxBatch: number, subscription: Subscription, signal: Abor
       }));
       // The offset is committed only after the handler's database writes have committed: a crash before
       // that redelivers these messages, and the handler's guards make a redelivery harmless.
-      if (!(await subscription.handleMessages(incoming, signal))) return;
+      const handled = await whileHeartbeating(heartbeatEveryMs, heartbeat, logger, () =>
+        subscription.handleMessages(incoming, signal),
+      );
+      if (!handled) return;
       const last = chunk[chunk.length - 1];
       if (last) resolveOffset(last.offset);
       await commitOffsetsIfNecessary();
