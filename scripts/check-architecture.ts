@@ -44,6 +44,10 @@ export const vendorHomes: Readonly<Record<string, string>> = {
   kafkajs: "messaging/kafka-bus.ts",
   mysql2: "db/mysql-driver.ts",
   "better-sqlite3": "db/sqlite-driver.ts",
+  "@opentelemetry/sdk-trace-node": "app/tracing-sdk.ts",
+  "@opentelemetry/sdk-trace-base": "app/tracing-sdk.ts",
+  "@opentelemetry/exporter-trace-otlp-http": "app/tracing-sdk.ts",
+  "@opentelemetry/resources": "app/tracing-sdk.ts",
 };
 
 /** Only tests and benchmarks use these. */

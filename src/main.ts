@@ -1,3 +1,4 @@
+import { startTracing, tracingPlan } from "./app/tracing-sdk.ts";
 import { createApp, SHUTDOWN_CLOSE_MARGIN_MS } from "./app.ts";
 import { ConfigError, loadConfig } from "./config/load-config.ts";
 import { describeError } from "./lib/errors.ts";
@@ -18,6 +19,7 @@ async function main(): Promise<number> {
     throw error;
   }
   const app = createApp(config);
+  const tracing = startTracing(tracingPlan(config.tracing), app.logger);
   const { file, keys } = config.goDeployment;
   if (file || Object.keys(keys).length > 0) {
     app.logger.info("read the Go deployment's configuration", { file: file ?? null, keys });
@@ -37,7 +39,11 @@ async function main(): Promise<number> {
         app.logger.error("shutdown overran its budget: exiting", { backstopMs });
         process.exit(1);
       }, backstopMs).unref();
-      app.stop().then(resolve, resolve);
+      app
+        .stop()
+        .then(() => tracing.shutdown())
+        .catch((error: unknown) => app.logger.warn("stop failed", { error: describeError(error) }))
+        .finally(resolve);
     };
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
@@ -47,6 +53,7 @@ async function main(): Promise<number> {
   } catch (error) {
     app.logger.error("startup failed", { error: describeError(error) });
     await app.stop();
+    await tracing.shutdown().catch(() => undefined);
     return 1;
   }
   await stopped;

@@ -1,5 +1,6 @@
 import { apiConnectionSpec } from "./api-connection-spec.ts";
 import { family, optional, setting } from "./setting.ts";
+import { tracingSpec } from "./tracing-spec.ts";
 import {
   address,
   boolean,
@@ -246,6 +247,7 @@ export const configSpec = {
     secretsKey,
     "base64 of 32 random bytes: encrypts webhook URLs, tokens and signing secrets at rest (AES-256-GCM)",
   ),
+  tracing: tracingSpec,
   shutdownGraceMs: setting(
     "SHUTDOWN_GRACE_MS",
     "15000",
