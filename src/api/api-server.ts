@@ -21,6 +21,7 @@ import {
   type ServiceBinding,
   unaryRoutes,
 } from "./rpc-binding.ts";
+import { tracedInvoke } from "./rpc-tracing.ts";
 
 export { API_SERVER_DEFAULTS, type ApiServerOptions } from "./api-server-options.ts";
 
@@ -121,7 +122,7 @@ function createCallPaths(
     routes,
     servedElsewhere,
     authorize: (bound, header) => checkToken(bound.binding, header),
-    invoke: (bound, request, context) => bound.handler(request, context),
+    invoke: (bound, request, context) => tracedInvoke(bound, context, () => bound.handler(request, context)),
     defaultTimeoutMs: options.rpcTimeoutMs,
     maxMessageBytes: options.maxMessageBytes,
     logger,
@@ -132,8 +133,10 @@ function createCallPaths(
     served,
     health,
     invoke(bound: BoundMethod, request: Message, context: CallContext) {
-      checkToken(bound.binding, context.requestHeader);
-      return bound.handler(request, context);
+      return tracedInvoke(bound, context, async () => {
+        checkToken(bound.binding, context.requestHeader);
+        return bound.handler(request, context);
+      });
     },
     rpcTimeoutMs: options.rpcTimeoutMs,
     maxMessageBytes: options.maxMessageBytes,

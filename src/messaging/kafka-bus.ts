@@ -5,6 +5,7 @@ import type { Logger } from "../lib/logger.ts";
 import { sleep, withTimeout } from "../lib/sleep.ts";
 import type { IncomingMessage, MessageBus, Subscription } from "./bus.ts";
 import { alreadyExists, classify } from "./kafka-errors.ts";
+import { textHeaders } from "./kafka-headers.ts";
 import { whileHeartbeating } from "./kafka-heartbeat.ts";
 
 const { Kafka, Partitioners, logLevel } = kafkajs;
@@ -213,6 +214,7 @@ function batchHandler(
         offset: message.offset,
         key: message.key === null ? null : message.key.toString("utf8"),
         value: message.value,
+        headers: textHeaders(message.headers),
       }));
       // The offset is committed only after the handler's database writes have committed: a crash before
       // that redelivers these messages, and the handler's guards make a redelivery harmless.

@@ -6,6 +6,7 @@ import type { EventHub } from "../lib/event-hub.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { RateLimiter } from "../lib/rate-limiter.ts";
 import { createWakeup, sleep } from "../lib/sleep.ts";
+import { contextOfCarrier, contextOfTraceId, withContext } from "../lib/trace-context.ts";
 import type { Channel } from "./channel.ts";
 import { attemptDelivery } from "./delivery-attempt.ts";
 import type { DeliveryEvents } from "./delivery-events.ts";
@@ -164,7 +165,14 @@ async function send(
   token: string,
 ) {
   const { provider, logger, clock, options, flusher } = state;
-  const sent = await attemptDelivery(record, channel, provider, logger);
+  const sent = await withContext(jobContext(job, record), () =>
+    attemptDelivery(record, channel, provider, logger),
+  );
   const result = attemptResult(record, token, sent, clock.now(), options.retryDelayMs);
   flusher.add({ result, job, outcome: sent.outcome, attemptCount: record.attemptCount });
+}
+
+/** The trace a send continues: its event's, else the W3C trace id its record names (a retry), else none. */
+export function jobContext(job: DeliveryJob, record: NotificationRecord) {
+  return contextOfCarrier(job.trace) ?? contextOfTraceId(record.traceId);
 }
