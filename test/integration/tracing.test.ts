@@ -183,6 +183,29 @@ for (const backend of backends) {
         assert.equal(line.trace_id, INCOMING_TRACE, `${String(line.msg)} has the trace id`);
     });
 
+    test("a Connect call (HTTP/1.1 JSON) continues its traceparent header too", async () => {
+      const traceId = newTraceId();
+      const response = await fetch(`http://127.0.0.1:${app.apiPort()}${OPS}/RequestFeishuNotification`, {
+        method: "POST",
+        headers: { "content-type": "application/json", traceparent: `00-${traceId}-${INCOMING_SPAN}-01` },
+        body: JSON.stringify({
+          eventId: "evt-asp_604",
+          userId: "604",
+          previewId: "asp_604",
+          triggerType: "t",
+          targetUrl: "/assistant/asp_604",
+        }),
+      });
+      assert.equal(response.status, 200, await response.clone().text());
+      const { outboxId } = (await response.json()) as { outboxId: string };
+      const server = one(spansOf(traceId), SpanKind.SERVER, "server");
+      assert.equal(server.parentSpanContext?.spanId, INCOMING_SPAN);
+      assert.equal(
+        (await rowEnvelope(Number(outboxId))).traceparent,
+        `00-${traceId}-${server.spanContext().spanId}-01`,
+      );
+    });
+
     test("without an incoming context, the RPC starts a trace and the row carries it", async () => {
       await givenChannel(app, 602, fake.flowUrl("flowkey0602"));
       const receipt = await request(602n, "asp_602", {});
