@@ -21,7 +21,7 @@ export const tracingSpec = {
     "OTEL_TRACES_EXPORTER",
     "",
     text,
-    "otlp (OTLP over HTTP/protobuf), console, or none; set, or with an endpoint set, the SDK starts (default otlp)",
+    "otlp (OTLP/HTTP, JSON), console, or none; set, or with an endpoint set, the SDK starts (default otlp)",
     "(empty)",
   ),
   endpoint: setting(
