@@ -3,7 +3,9 @@
  * against a bare @grpc/grpc-js server answering the same constant, in one process, driven by h2load (4
  * connections × 16 streams). Rounds alternate the order; besides req/s it measures this process's CPU time
  * per call while each server is under load (far less noisy than req/s on a shared machine).
- *   node --expose-gc --import tsx bench/grpc-fastpath.bench.ts [rounds] [calls]   (needs h2load: nghttp2-client)
+ * With `sdk` as the third argument the tracing SDK is started first (every call then makes a server span, each
+ * exported at its end to an exporter that drops it), to weigh tracing against the same baseline.
+ *   node --expose-gc --import tsx bench/grpc-fastpath.bench.ts [rounds] [calls] [sdk]   (needs h2load: nghttp2-client)
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, writeFile } from "node:fs/promises";
@@ -15,6 +17,7 @@ import * as grpc from "@grpc/grpc-js";
 import { createApiServer } from "../src/api/api-server.ts";
 import { createHealthState } from "../src/api/health.ts";
 import type { ServiceBinding } from "../src/api/rpc-binding.ts";
+import { startTracingWithExporter } from "../src/app/tracing-sdk.ts";
 import {
   ChannelResponseSchema,
   GetFeishuWebhookRequestSchema,
@@ -26,6 +29,10 @@ import { median } from "./support.ts";
 const run = promisify(execFile);
 const rounds = Number(process.argv[2] ?? 9);
 const calls = process.argv[3] ?? "20000";
+const tracing = process.argv[4] === "sdk";
+if (tracing) {
+  startTracingWithExporter({ export: (_spans, done) => done({ code: 0 }), shutdown: async () => undefined });
+}
 const path = "/smartflow.notification.Notification/GetFeishuWebhook";
 const answer = create(ChannelResponseSchema, { channel: "feishu_webhook", authType: "none" });
 
@@ -110,6 +117,7 @@ const f = median(results.fastPath.rps);
 console.log(
   JSON.stringify({
     bench: "grpc-fastpath",
+    tracing: tracing ? "sdk" : "off",
     calls: Number(calls),
     rounds,
     bareGrpcJsRps: b,

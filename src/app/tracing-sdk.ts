@@ -15,6 +15,7 @@ import {
 import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 import type { Config } from "../config/load-config.ts";
 import type { Logger } from "../lib/logger.ts";
+import { markTracingStarted } from "../lib/trace-context.ts";
 
 /**
  * The one file that starts the OpenTelemetry SDK; everything else uses only `@opentelemetry/api` (through
@@ -84,6 +85,7 @@ function register(serviceName: string, processor: SpanProcessor): Tracing {
     .merge(detectResources({ detectors: [envDetector] }));
   const provider = new NodeTracerProvider({ resource, spanProcessors: [processor] });
   provider.register();
+  markTracingStarted();
   return {
     started: true,
     shutdown: () => provider.shutdown(),

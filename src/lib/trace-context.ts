@@ -29,6 +29,18 @@ export interface TraceCarrier {
 export { SpanKind };
 
 const TRACER = "smartflow-notification";
+
+let sdkStarted = false;
+
+/** Called by the SDK's adapter once it registered a tracer provider: a bare trace id is worth continuing. */
+export function markTracingStarted(): void {
+  sdkStarted = true;
+}
+
+/** Whether an SDK was started (else every span is the API's no-op one). */
+export function tracingStarted(): boolean {
+  return sdkStarted;
+}
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
 
 /** The span context a `traceparent` names (remote), or undefined when it is not a valid one. */
@@ -69,9 +81,11 @@ export function contextOfCarrier(carrier: TraceCarrier | undefined): Context | u
 /**
  * A context continuing a bare trace id, as SmartFlow's Go producers write one in a payload's `trace_id`:
  * used only when it is a W3C trace id (32 hex digits, not all zero). There is no parent span id to continue,
- * so the parent is a made-up remote span of that trace, sampled (the producer asked for the trace).
+ * so the parent is a made-up remote span of that trace, sampled (the producer asked for the trace). Without
+ * an SDK there is nothing to continue it into: undefined, at no cost.
  */
 export function contextOfTraceId(traceId: string | undefined): Context | undefined {
+  if (!sdkStarted) return undefined;
   const id = traceId?.trim().toLowerCase() ?? "";
   if (!/^[0-9a-f]{32}$/.test(id)) return undefined;
   const spanContext: SpanContext = {

@@ -7,6 +7,7 @@ import {
   SpanKind,
   startSpan,
   type TraceCarrier,
+  tracingStarted,
 } from "../lib/trace-context.ts";
 import type { OutboxHandler } from "./outbox-handler.ts";
 
@@ -40,7 +41,7 @@ export function startConsumeSpan(
       origin.headers.traceparent
         ? { traceparent: origin.headers.traceparent, tracestate: origin.headers.tracestate ?? "" }
         : undefined,
-    ) ?? contextOfTraceId(handler?.traceIdOf?.(payload));
+    ) ?? (tracingStarted() ? contextOfTraceId(handler?.traceIdOf?.(payload)) : undefined);
   const span = startSpan(`${origin.topic} process`, {
     kind: SpanKind.CONSUMER,
     attributes: {

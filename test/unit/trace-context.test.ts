@@ -6,6 +6,7 @@ import {
   contextOfCarrier,
   contextOfTraceId,
   formatTraceparent,
+  markTracingStarted,
   parseTraceparent,
 } from "../../src/lib/trace-context.ts";
 import { payloadTraceId } from "../../src/notifications/feishu-requested-payload.ts";
@@ -60,7 +61,9 @@ test("traceparent: malformed or invalid ones are ignored", () => {
   }
 });
 
-test("a payload's trace_id is continued only when it is a W3C trace id", () => {
+test("a payload's trace_id is continued only when it is a W3C trace id, and only with an SDK", () => {
+  assert.equal(contextOfTraceId(TRACE), undefined, "no SDK: nothing to continue it into");
+  markTracingStarted();
   const context = contextOfTraceId(payloadTraceId(`{"user_id":1,"trace_id":" ${TRACE} "}`));
   const spanContext = context ? trace.getSpanContext(context) : undefined;
   assert.equal(spanContext?.traceId, TRACE);
