@@ -5,7 +5,9 @@
  * per call while each server is under load (far less noisy than req/s on a shared machine). A third server,
  * the same fast path with its calls counted into the metrics adapter (`onCall` → event → prom-client counter
  * and histogram), measures what the metrics cost per call against the plain fast path.
- *   node --expose-gc --import tsx bench/grpc-fastpath.bench.ts [rounds] [calls]   (needs h2load: nghttp2-client)
+ * With `sdk` as the third argument the tracing SDK is started first (every call then makes a server span, each
+ * exported at its end to an exporter that drops it), to weigh tracing against the same baseline.
+ *   node --expose-gc --import tsx bench/grpc-fastpath.bench.ts [rounds] [calls] [sdk]   (needs h2load: nghttp2-client)
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, writeFile } from "node:fs/promises";
@@ -17,6 +19,7 @@ import * as grpc from "@grpc/grpc-js";
 import { createApiServer } from "../src/api/api-server.ts";
 import { createHealthState } from "../src/api/health.ts";
 import type { ServiceBinding } from "../src/api/rpc-binding.ts";
+import { startTracingWithExporter } from "../src/app/tracing-sdk.ts";
 import type { AppEvents } from "../src/app.ts";
 import {
   ChannelResponseSchema,
@@ -31,6 +34,10 @@ import { median } from "./support.ts";
 const run = promisify(execFile);
 const rounds = Number(process.argv[2] ?? 9);
 const calls = process.argv[3] ?? "20000";
+const tracing = process.argv[4] === "sdk";
+if (tracing) {
+  startTracingWithExporter({ export: (_spans, done) => done({ code: 0 }), shutdown: async () => undefined });
+}
 const path = "/smartflow.notification.Notification/GetFeishuWebhook";
 const answer = create(ChannelResponseSchema, { channel: "feishu_webhook", authType: "none" });
 
@@ -138,6 +145,7 @@ const f = median(results.fastPath.rps);
 console.log(
   JSON.stringify({
     bench: "grpc-fastpath",
+    tracing: tracing ? "sdk" : "off",
     calls: Number(calls),
     rounds,
     bareGrpcJsRps: b,

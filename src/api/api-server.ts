@@ -22,6 +22,7 @@ import {
   type ServiceBinding,
   unaryRoutes,
 } from "./rpc-binding.ts";
+import { tracedInvoke } from "./rpc-tracing.ts";
 
 export { API_SERVER_DEFAULTS, type ApiServerOptions } from "./api-server-options.ts";
 
@@ -126,7 +127,8 @@ function createCallPaths(
     routes,
     servedElsewhere,
     authorize: (bound, header) => observe(bound, () => checkToken(bound.binding, header), true),
-    invoke: (bound, request, context) => observe(bound, () => bound.handler(request, context)),
+    invoke: (bound, request, context) =>
+      observe(bound, () => tracedInvoke(bound, context, () => bound.handler(request, context))),
     defaultTimeoutMs: options.rpcTimeoutMs,
     maxMessageBytes: options.maxMessageBytes,
     logger,
@@ -137,10 +139,12 @@ function createCallPaths(
     served,
     health,
     invoke(bound: BoundMethod, request: Message, context: CallContext) {
-      return observe(bound, () => {
-        checkToken(bound.binding, context.requestHeader);
-        return bound.handler(request, context);
-      });
+      return observe(bound, () =>
+        tracedInvoke(bound, context, async () => {
+          checkToken(bound.binding, context.requestHeader);
+          return bound.handler(request, context);
+        }),
+      );
     },
     rpcTimeoutMs: options.rpcTimeoutMs,
     maxMessageBytes: options.maxMessageBytes,

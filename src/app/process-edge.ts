@@ -2,6 +2,7 @@ import { type AppOptions, createApp, SHUTDOWN_CLOSE_MARGIN_MS } from "../app.ts"
 import { ConfigError, loadConfig } from "../config/load-config.ts";
 import { resealSecrets } from "./reseal-command.ts";
 import { runUntilStopped } from "./supervision.ts";
+import { startTracing, tracingPlan } from "./tracing-sdk.ts";
 
 /**
  * The process edge: config → app → start; SIGINT/SIGTERM → the staged stop, within SHUTDOWN_GRACE_MS plus a
@@ -22,6 +23,7 @@ export async function serve(options: AppOptions = {}): Promise<number> {
   }
   if (process.argv[2] === "reseal-secrets") return resealSecrets(config);
   const app = createApp(config, options);
+  const tracing = startTracing(tracingPlan(config.tracing), app.logger);
   const { file, keys } = config.goDeployment;
   if (file || Object.keys(keys).length > 0) {
     app.logger.info("read the Go deployment's configuration", { file: file ?? null, keys });
@@ -46,5 +48,8 @@ export async function serve(options: AppOptions = {}): Promise<number> {
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
   });
-  return runUntilStopped(app, stopped);
+  const code = await runUntilStopped(app, stopped);
+  // The spans of the last calls and notifications are exported before the process exits.
+  await tracing.shutdown().catch(() => undefined);
+  return code;
 }

@@ -5,6 +5,7 @@ import { metricsSpec } from "./metrics-spec.ts";
 import { outboxSpec } from "./outbox-spec.ts";
 import { secretsSpec } from "./secrets-spec.ts";
 import { optional, setting } from "./setting.ts";
+import { tracingSpec } from "./tracing-spec.ts";
 import { integer, oneOf, secretsKey } from "./value-parsers.ts";
 
 /**
@@ -33,6 +34,7 @@ export const configSpec = {
     "base64 of 32 random bytes: encrypts webhook URLs, tokens and signing secrets at rest (AES-256-GCM)",
   ),
   secrets: secretsSpec,
+  tracing: tracingSpec,
   shutdownGraceMs: setting(
     "SHUTDOWN_GRACE_MS",
     "15000",

@@ -22,6 +22,8 @@ export interface IncomingMessage {
   readonly offset: string;
   readonly key: string | null;
   readonly value: Buffer | null;
+  /** The message's headers as text (e.g. W3C `traceparent`, `tracestate`); a repeated one's first value. */
+  readonly headers: Readonly<Record<string, string>>;
 }
 
 export interface Subscription {

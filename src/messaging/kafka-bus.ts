@@ -1,9 +1,10 @@
-import kafkajs, { type Consumer, type EachBatchHandler, type logCreator, type Producer } from "kafkajs";
+import kafkajs, { type Consumer, type logCreator, type Producer } from "kafkajs";
 import { brokerRetry, createBackoff } from "../lib/backoff.ts";
 import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { sleep, withTimeout } from "../lib/sleep.ts";
-import type { IncomingMessage, MessageBus, Subscription } from "./bus.ts";
+import type { MessageBus, Subscription } from "./bus.ts";
+import { batchHandler } from "./kafka-batches.ts";
 import { alreadyExists, classify } from "./kafka-errors.ts";
 
 const { Kafka, Partitioners, logLevel } = kafkajs;
@@ -18,8 +19,9 @@ export interface KafkaBusOptions {
   readonly maxBatch: number;
   readonly connectTimeoutMs: number;
   /**
-   * How long the group waits for a silent member before it takes its partitions away (default 30 s). While
-   * a batch is being handled the member sends no heartbeat, so this bounds a batch's handling time too.
+   * How long the group waits for a silent member before it takes its partitions away (default 10 s). The
+   * member keeps heartbeating while a batch is being handled, so a handler waiting out a database outage
+   * keeps its partitions.
    */
   readonly sessionTimeoutMs?: number;
   /** Told, after each handled chunk, how many messages the partition still holds past it (metrics). */
@@ -27,7 +29,7 @@ export interface KafkaBusOptions {
 }
 
 /**
- * The only file that imports kafkajs. Producer and admin connect lazily and reconnect after a failure, so a
+ * With kafka-batches.ts, the only files that import kafkajs. Producer and admin connect lazily and reconnect after a failure, so a
  * broker that is down at startup only delays publishing. Consumers commit an offset only after
  * `handleMessages` resolved `true` for the messages before it.
  */
@@ -173,6 +175,7 @@ async function consumeOnce(
   signal: AbortSignal,
 ): Promise<"stopped" | Error> {
   const sessionTimeout = options.sessionTimeoutMs ?? 10_000;
+  const heartbeatInterval = Math.max(100, Math.min(1_000, Math.floor(sessionTimeout / 10)));
   const consumer = kafka.consumer({
     groupId: subscription.groupId,
     maxWaitTimeInMs: 250,
@@ -181,7 +184,7 @@ async function consumeOnce(
     // A member is declared dead after the session timeout, and kafkajs (no static membership) rejoins a
     // restarted process as a new member, so the group waits one session timeout for the old one: keep it
     // short and heartbeat often.
-    heartbeatInterval: Math.max(100, Math.min(1_000, Math.floor(sessionTimeout / 10))),
+    heartbeatInterval,
     allowAutoTopicCreation: true,
     retry: { initialRetryTime: 200, retries: 8, maxRetryTime: 5_000 },
   });
@@ -201,7 +204,7 @@ async function consumeOnce(
     await consumer.run({
       partitionsConsumedConcurrently: options.partitionsConcurrently,
       eachBatchAutoResolve: false,
-      eachBatch: batchHandler(options.maxBatch, subscription, signal, options.onLag),
+      eachBatch: batchHandler(options, heartbeatInterval, subscription, signal),
     });
     return await Promise.race([aborted, crashed]);
   } catch (error) {
@@ -212,36 +215,6 @@ async function consumeOnce(
     });
     consumers.delete(consumer);
   }
-}
-
-/** Hands a partition's batch to the subscription in chunks, committing each chunk's offset once handled. */
-function batchHandler(
-  maxBatch: number,
-  subscription: Subscription,
-  signal: AbortSignal,
-  onLag: KafkaBusOptions["onLag"],
-): EachBatchHandler {
-  return async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
-    for (let start = 0; start < batch.messages.length; start += maxBatch) {
-      if (!isRunning() || isStale() || signal.aborted) return;
-      const chunk = batch.messages.slice(start, start + maxBatch);
-      const incoming: IncomingMessage[] = chunk.map((message) => ({
-        topic: batch.topic,
-        partition: batch.partition,
-        offset: message.offset,
-        key: message.key === null ? null : message.key.toString("utf8"),
-        value: message.value,
-      }));
-      // The offset is committed only after the handler's database writes have committed: a crash before
-      // that redelivers these messages, and the handler's guards make a redelivery harmless.
-      if (!(await subscription.handleMessages(incoming, signal))) return;
-      const last = chunk[chunk.length - 1];
-      if (last) resolveOffset(last.offset);
-      await commitOffsetsIfNecessary();
-      if (last) onLag?.(batch.topic, batch.partition, Number(batch.highWatermark) - Number(last.offset) - 1);
-      await heartbeat();
-    }
-  };
 }
 
 function kafkaLogCreator(logger: Logger): logCreator {

@@ -6,6 +6,7 @@ import type { EventHub } from "../lib/event-hub.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { RateLimiter } from "../lib/rate-limiter.ts";
 import { createWakeup, sleep } from "../lib/sleep.ts";
+import { contextOfCarrier, contextOfTraceId, withContext } from "../lib/trace-context.ts";
 import type { Channel } from "./channel.ts";
 import { attemptDelivery, isUsable } from "./delivery-attempt.ts";
 import type { DeliveryEvents } from "./delivery-events.ts";
@@ -168,10 +169,17 @@ async function send(
 ) {
   const { provider, logger, clock, options, flusher, events } = state;
   const started = clock.now().getTime();
-  const sent = await attemptDelivery(record, channel, provider, logger);
+  const sent = await withContext(jobContext(job, record), () =>
+    attemptDelivery(record, channel, provider, logger),
+  );
   const durationMs = clock.now().getTime() - started;
   const kind = isUsable(channel) ? channel.webhookKind : "none";
   events.emit("delivery:attempted", { provider: kind, outcome: sent.outcome, durationMs });
   const result = attemptResult(record, token, sent, clock.now(), options.retryDelayMs);
   flusher.add({ result, job, outcome: sent.outcome, attemptCount: record.attemptCount });
+}
+
+/** The trace a send continues: its event's, else the W3C trace id its record names (a retry), else none. */
+export function jobContext(job: DeliveryJob, record: NotificationRecord) {
+  return contextOfCarrier(job.trace) ?? contextOfTraceId(record.traceId);
 }

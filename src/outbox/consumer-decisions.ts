@@ -1,4 +1,6 @@
 import { AppError, describeError } from "../lib/errors.ts";
+import type { TraceCarrier } from "../lib/trace-context.ts";
+import { type MessageOrigin, startConsumeSpan } from "./consumer-tracing.ts";
 import type { KafkaEnvelope } from "./envelope.ts";
 import type { EventFailure, OutboxEvent, OutboxHandler } from "./outbox-handler.ts";
 import type { Outcomes } from "./store/consumer-store.ts";
@@ -9,6 +11,7 @@ export interface WorkItem {
   readonly envelope: KafkaEnvelope;
   readonly key: string;
   readonly row: RowState;
+  readonly origin: MessageOrigin;
 }
 
 /** Why a message is dead, as a bounded label (metrics): the reason itself is free text. */
@@ -63,7 +66,11 @@ export async function decideAll(
     }
   });
   for (const [handler, indexes] of byHandler) {
-    const events = indexes.map((index) => toEvent(work[index] as WorkItem));
+    const spans = indexes.map((index) => {
+      const item = work[index] as WorkItem;
+      return startConsumeSpan(item.origin, item.envelope.outboxId, item.envelope.payload, handler);
+    });
+    const events = indexes.map((index, i) => toEvent(work[index] as WorkItem, spans[i]?.trace));
     let failures: readonly (EventFailure | undefined)[];
     try {
       failures = await handler.handleEvents(events, signal);
@@ -71,7 +78,9 @@ export async function decideAll(
       failures = events.map(() => error ?? new Error("handler threw nothing"));
     }
     indexes.forEach((index, i) => {
-      decisions[index] = decisionOf(failures[i]);
+      const decision = decisionOf(failures[i]);
+      decisions[index] = decision;
+      spans[i]?.end(decision.kind === "consumed" ? undefined : `${decision.kind}: ${decision.reason}`);
     });
   }
   return decisions;
@@ -114,7 +123,7 @@ export function toOutcomes(
   return outcomes;
 }
 
-function toEvent({ envelope, key, row }: WorkItem): OutboxEvent {
+function toEvent({ envelope, key, row }: WorkItem, trace: TraceCarrier | undefined): OutboxEvent {
   return {
     outboxId: envelope.outboxId,
     eventId: envelope.eventId,
@@ -124,5 +133,6 @@ function toEvent({ envelope, key, row }: WorkItem): OutboxEvent {
     payload: envelope.payload,
     messageKey: key,
     retryCount: row.retryCount,
+    ...(trace ? { trace } : {}),
   };
 }
