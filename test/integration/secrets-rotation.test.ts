@@ -22,7 +22,8 @@ import {
 const TOKEN = "ops-token-rotation";
 
 /** The status message: the server percent-encodes every reserved character, grpc-js decodes with decodeURI. */
-const messageOf = (e: grpc.ServiceError) => decodeURIComponent(e.details);
+/** The message as grpc-js hands it over: the server percent-encodes it the way grpc-js decodes it. */
+const messageOf = (e: grpc.ServiceError) => e.details;
 
 describe("rotating SECRETS_KEY (MariaDB + Kafka, ResealSecrets over gRPC)", () => {
   let fake: FakeFeishu;
