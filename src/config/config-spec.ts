@@ -1,4 +1,5 @@
 import { apiConnectionSpec } from "./api-connection-spec.ts";
+import { requestBatchSpec } from "./request-batch-spec.ts";
 import { family, optional, setting } from "./setting.ts";
 import {
   address,
@@ -240,6 +241,7 @@ export const configSpec = {
       "how often health pings the database",
     ),
     connections: apiConnectionSpec,
+    requestBatch: requestBatchSpec,
   },
   secretsKey: optional(
     "SECRETS_KEY",
