@@ -1,15 +1,20 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { sql } from "kysely";
+import mysql from "mysql2/promise";
 import type { App } from "../../src/app.ts";
+import { loadConfig } from "../../src/config/load-config.ts";
+import { createDb } from "../../src/db/database.ts";
 import {
   RequestFeishuNotificationRequestSchema,
   RequestFeishuNotificationResponseSchema,
 } from "../../src/gen/smartflow/notification/v1/notification_ops_service_pb.ts";
-import { rpcClient } from "../support/grpc-clients.ts";
-import { type Backend, backends, createTestEnv, query, startApp, type TestEnv } from "../support/harness.ts";
+import { type grpc, rpcClient } from "../support/grpc-clients.ts";
+import { type Backend, backends, createTestEnv, startApp, type TestEnv } from "../support/harness.ts";
 
 const OPS = "/smartflow.notification.v1.NotificationOpsService";
 const INVALID = 3;
+const UNAVAILABLE = 14;
 
 type Answer = { eventId: string; sent: string; dedupeKey: string; outboxId: bigint; duplicate: boolean };
 
@@ -49,13 +54,10 @@ function client(app: App) {
 }
 
 /** The outbox rows' event ids by outbox id, and the request keys, as committed. */
-async function committed(app: App) {
-  const rows = await query<{ id: unknown; payload: string }>(
-    app,
-    `select id, payload from ${app.route.table}`,
-  );
-  const keys = await query<{ event_id: string; outbox_id: unknown; dedupe_key: string }>(
-    app,
+async function committed(app: Pick<App, "db" | "route">) {
+  const read = async <T>(statement: string) => (await sql.raw(statement).execute(app.db.kysely)).rows as T[];
+  const rows = await read<{ id: unknown; payload: string }>(`select id, payload from ${app.route.table}`);
+  const keys = await read<{ event_id: string; outbox_id: unknown; dedupe_key: string }>(
     "select event_id, outbox_id, dedupe_key from notification_request_keys",
   );
   return {
@@ -159,6 +161,121 @@ for (const backend of backends) {
         for (let i = 0; i < 48; i++) assert.equal(state.keys.has(`evt-mixed-${i}`), i % 6 !== 0, `key ${i}`);
       } finally {
         rpc.close();
+      }
+    });
+  });
+}
+
+describe("RequestFeishuNotification batching: a key another instance commits meanwhile (mysql+kafka)", () => {
+  let testEnv: TestEnv;
+  let app: App;
+  let other: mysql.Connection;
+  before(async () => {
+    testEnv = await createTestEnv("mysql+kafka", {
+      REQUEST_BATCH_MAX_SIZE: "16",
+      REQUEST_BATCH_MAX_WAIT_MS: "20",
+    });
+    app = await startApp(testEnv);
+    other = await mysql.createConnection({ uri: testEnv.env.DATABASE_URL ?? "" });
+  });
+  after(async () => {
+    await other.end();
+    await app.stop();
+    await testEnv.dispose();
+  });
+
+  test("the clash answers its caller as a duplicate of the other's row; its batch-mates are written", async () => {
+    // Another instance has written evt-clash's key and not committed yet: the batch's insert of that key waits.
+    await other.query("begin");
+    await other.query(
+      "insert into notification_request_keys (event_id, outbox_id, dedupe_key, created_at) values (?, ?, ?, ?)",
+      ["evt-clash", 999_999, "other-instance", "2026-03-02 10:00:00.000"],
+    );
+    const rpc = client(app);
+    try {
+      const ids = ["evt-clash-a", "evt-clash-b", "evt-clash", "evt-clash-c", "evt-clash-d"];
+      const calls = Promise.allSettled(ids.map((id) => rpc.call(id, `k-${id}`)));
+      const waiting = async () => {
+        const [rows] = await other.query(
+          "select count(*) as n from information_schema.innodb_trx where trx_state = 'LOCK WAIT'",
+        );
+        return Number((rows as { n: number }[])[0]?.n) > 0;
+      };
+      const deadline = Date.now() + 30_000;
+      while (!(await waiting())) assert.ok(Date.now() < deadline, "the batch never waited on the key");
+      await other.query("commit");
+      const outcomes = await calls;
+      const answers = outcomes.map((o, i) => {
+        assert.equal(o.status, "fulfilled", `${ids[i]}: ${String((o as { reason?: unknown }).reason)}`);
+        return (o as PromiseFulfilledResult<Answer>).value;
+      });
+      const clash = answers[2] as Answer;
+      assert.deepEqual(
+        [clash.duplicate, clash.outboxId, clash.dedupeKey],
+        [true, 999_999n, "other-instance"],
+      );
+      const state = await committed(app);
+      for (const answer of answers.filter((a) => a !== clash)) {
+        assert.equal(answer.duplicate, false, answer.eventId);
+        assert.equal(state.eventOf.get(Number(answer.outboxId)), answer.eventId, answer.eventId);
+      }
+      assert.equal(state.eventOf.size, 4, "the clash left no row behind");
+    } finally {
+      rpc.close();
+    }
+  });
+});
+
+for (const backend of backends) {
+  describe(`RequestFeishuNotification batching: shutdown (${backend})`, () => {
+    test("stopping drains the queued batches: every accepted request is answered and committed", async () => {
+      const testEnv = await createTestEnv(backend as Backend, {
+        REQUEST_BATCH_MAX_SIZE: "4",
+        REQUEST_BATCH_MAX_WAIT_MS: "10",
+        REQUEST_BATCH_CONCURRENCY: "1",
+      });
+      const app = await startApp(testEnv);
+      const rpc = client(app);
+      let stopCalled = false;
+      const answeredAfterStop: string[] = [];
+      try {
+        const calls = Array.from(
+          { length: 40 },
+          (_, i): Promise<Answer> =>
+            rpc.call(`evt-stop-${i}`, `stop-${i}`).then((answer) => {
+              if (stopCalled) answeredAfterStop.push(answer.eventId);
+              return answer;
+            }),
+        );
+        await Promise.race(calls);
+        stopCalled = true;
+        const stopped = app.stop();
+        const outcomes = await Promise.allSettled(calls);
+        await stopped;
+        assert.ok(answeredAfterStop.length > 0, "batches still queued when stop began were written");
+        const config = loadConfig(testEnv.env);
+        const db = createDb(config.database.target, 1, config.database.timeZone);
+        try {
+          const state = await committed({ db, route: app.route });
+          outcomes.forEach((outcome, i) => {
+            if (outcome.status === "fulfilled") {
+              assert.equal(state.keys.get(`evt-stop-${i}`)?.outboxId, Number(outcome.value.outboxId), `${i}`);
+            } else {
+              assert.equal(
+                (outcome.reason as grpc.ServiceError).code,
+                UNAVAILABLE,
+                `${i}: ${outcome.reason}`,
+              );
+              assert.equal(state.keys.has(`evt-stop-${i}`), false, `${i}: refused, nothing written`);
+            }
+          });
+        } finally {
+          await db.close();
+        }
+      } finally {
+        rpc.close();
+        await app.stop();
+        await testEnv.dispose();
       }
     });
   });
