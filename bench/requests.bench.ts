@@ -68,41 +68,59 @@ async function bareServer(): Promise<{ port: number; stop: () => void }> {
   return { port, stop: () => server.forceShutdown() };
 }
 
-/** Alternating rounds: bare grpc-js, then the service, `rounds` times; medians and the ratio. */
+type Variant = { name: string; env: Record<string, string> };
+
+/** One transaction per request (REQUEST_BATCH_MAX_SIZE=1, as before batching), then the default batching. */
+const variants: Variant[] = [
+  { name: "unbatched", env: { REQUEST_BATCH_MAX_SIZE: "1" } },
+  { name: "batched", env: {} },
+];
+
+/** One app per variant; each of its rounds right after a round of bare grpc-js; medians and ratios. */
 async function measure(name: string, env: Record<string, string>) {
-  const app = createApp(loadConfig({ LOG_LEVEL: "warn", GRPC_ADDR: "127.0.0.1:0", ...env }), {
-    logger: createLogger("warn"),
-  });
-  await app.start();
   const bare = await bareServer();
-  const ours: Load[] = [];
   const baseline: Load[] = [];
+  const out: Record<string, unknown>[] = [];
   try {
-    for (let round = 1; round <= rounds; round++) {
-      baseline.push(await load(bare.port));
-      ours.push(await load(app.apiPort()));
-      const o = ours.at(-1);
-      console.log(
-        `${name} round ${round}: bare grpc-js ${baseline.at(-1)?.rps} req/s, service ${o?.rps} req/s (p50 ${o?.p50Ms} ms, p99 ${o?.p99Ms} ms, ${o?.errors} errors${o?.firstError ? `: ${o.firstError}` : ""})`,
+    for (const variant of variants) {
+      const app = createApp(
+        loadConfig({ LOG_LEVEL: "warn", GRPC_ADDR: "127.0.0.1:0", ...env, ...variant.env }),
+        { logger: createLogger("warn") },
       );
+      await app.start();
+      const ours: Load[] = [];
+      const bareHere: Load[] = [];
+      try {
+        for (let round = 1; round <= rounds; round++) {
+          bareHere.push(await load(bare.port));
+          ours.push(await load(app.apiPort()));
+          const o = ours.at(-1);
+          console.log(
+            `${name} ${variant.name} round ${round}: bare grpc-js ${bareHere.at(-1)?.rps} req/s, service ${o?.rps} req/s (p50 ${o?.p50Ms} ms, p99 ${o?.p99Ms} ms, ${o?.errors} errors${o?.firstError ? `: ${o.firstError}` : ""})`,
+          );
+        }
+      } finally {
+        await app.stop();
+      }
+      baseline.push(...bareHere);
+      const b = median(bareHere.map((r) => r.rps));
+      const o = median(ours.map((r) => r.rps));
+      out.push({
+        variant: variant.name,
+        serviceRps: o,
+        bareGrpcJsRps: b,
+        ratio: Number((o / b).toFixed(3)),
+        serviceP50Ms: median(ours.map((r) => r.p50Ms)),
+        serviceP99Ms: median(ours.map((r) => r.p99Ms)),
+        errors: ours.reduce((sum, r) => sum + r.errors, 0),
+        roundsRps: ours.map((r) => r.rps),
+        bareRoundsRps: bareHere.map((r) => r.rps),
+      });
     }
   } finally {
     bare.stop();
-    await app.stop();
   }
-  const b = median(baseline.map((r) => r.rps));
-  const o = median(ours.map((r) => r.rps));
-  return {
-    store: name,
-    bareGrpcJsRps: b,
-    serviceRps: o,
-    ratio: Number((o / b).toFixed(3)),
-    serviceP50Ms: median(ours.map((r) => r.p50Ms)),
-    serviceP99Ms: median(ours.map((r) => r.p99Ms)),
-    bareP99Ms: median(baseline.map((r) => r.p99Ms)),
-    errors: ours.reduce((sum, r) => sum + r.errors, 0),
-    roundsRps: ours.map((r) => r.rps),
-  };
+  return { store: name, bareP99Ms: median(baseline.map((r) => r.p99Ms)), variants: out };
 }
 
 const only = process.env.REQUESTS_STORE ?? "all";
