@@ -12,22 +12,37 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { createApp } from "../src/app.ts";
+import { type App, createApp } from "../src/app.ts";
 import { loadConfig } from "../src/config/load-config.ts";
 import { RequestFeishuNotificationResponseSchema } from "../src/gen/smartflow/notification/v1/notification_ops_service_pb.ts";
 import { createLogger } from "../src/lib/logger.ts";
+import { sleep } from "../src/lib/sleep.ts";
+import { OutboxStatus } from "../src/outbox/outbox-status.ts";
 import { brokers, median, unique, withDatabase } from "./support.ts";
 
 const run = promisify(execFile);
 const calls = process.argv[2] ?? "10000";
 const rounds = Number(process.argv[3] ?? 3);
 
-type Load = { rps: number; p50Ms: number; p99Ms: number; errors: number; firstError?: string };
+type Load = {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  firstError?: string;
+  /** CPU time of this process per call: the server, and its pipeline until the outbox is drained. */
+  cpuUsPerCall: number;
+};
 
-async function load(port: number): Promise<Load> {
+/** Calls until `calls` are answered; the CPU per call counts until `settled` too (the pipeline's share). */
+async function load(port: number, settled?: () => Promise<void>): Promise<Load> {
   const args = ["--import", "tsx", "bench/requests-load.ts", `127.0.0.1:${port}`, calls, "4", "16"];
+  const cpu = process.cpuUsage();
   const { stdout } = await run(process.execPath, [...args, unique("evt-bench")]);
-  return JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}") as Load;
+  await settled?.();
+  const used = process.cpuUsage(cpu);
+  const result = JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}") as Omit<Load, "cpuUsPerCall">;
+  return { ...result, cpuUsPerCall: Math.round((used.user + used.system) / Number(calls)) };
 }
 
 async function bareServer(): Promise<{ port: number; stop: () => void }> {
@@ -76,6 +91,19 @@ const variants: Variant[] = [
   { name: "batched", env: {} },
 ];
 
+/** Waits until every outbox row is consumed (the pipeline behind the calls has done their work too). */
+async function drained(app: App): Promise<void> {
+  for (;;) {
+    const [row] = await app.db.kysely
+      .selectFrom(app.route.table as "notification_outbox_messages")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("status", "in", [OutboxStatus.pending, OutboxStatus.claimed])
+      .execute();
+    if (Number(row?.n ?? 0) === 0) return;
+    await sleep(50);
+  }
+}
+
 /** One app per variant; each of its rounds right after a round of bare grpc-js; medians and ratios. */
 async function measure(name: string, env: Record<string, string>) {
   const bare = await bareServer();
@@ -93,10 +121,10 @@ async function measure(name: string, env: Record<string, string>) {
       try {
         for (let round = 1; round <= rounds; round++) {
           bareHere.push(await load(bare.port));
-          ours.push(await load(app.apiPort()));
+          ours.push(await load(app.apiPort(), () => drained(app)));
           const o = ours.at(-1);
           console.log(
-            `${name} ${variant.name} round ${round}: bare grpc-js ${bareHere.at(-1)?.rps} req/s, service ${o?.rps} req/s (p50 ${o?.p50Ms} ms, p99 ${o?.p99Ms} ms, ${o?.errors} errors${o?.firstError ? `: ${o.firstError}` : ""})`,
+            `${name} ${variant.name} round ${round}: bare grpc-js ${bareHere.at(-1)?.rps} req/s, service ${o?.rps} req/s (CPU ${bareHere.at(-1)?.cpuUsPerCall} vs ${o?.cpuUsPerCall} µs/call, p50 ${o?.p50Ms} ms, p99 ${o?.p99Ms} ms, ${o?.errors} errors${o?.firstError ? `: ${o.firstError}` : ""})`,
           );
         }
       } finally {
@@ -113,6 +141,8 @@ async function measure(name: string, env: Record<string, string>) {
         serviceP50Ms: median(ours.map((r) => r.p50Ms)),
         serviceP99Ms: median(ours.map((r) => r.p99Ms)),
         errors: ours.reduce((sum, r) => sum + r.errors, 0),
+        cpuUsPerCall: median(ours.map((r) => r.cpuUsPerCall)),
+        bareCpuUsPerCall: median(bareHere.map((r) => r.cpuUsPerCall)),
         roundsRps: ours.map((r) => r.rps),
         bareRoundsRps: bareHere.map((r) => r.rps),
       });
