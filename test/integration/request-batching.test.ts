@@ -12,6 +12,7 @@ import {
 import { type grpc, rpcClient } from "../support/grpc-clients.ts";
 import { type Backend, backends, createTestEnv, startApp, type TestEnv } from "../support/harness.ts";
 
+const replacer = (_: string, v: unknown) => (typeof v === "bigint" ? String(v) : v);
 const OPS = "/smartflow.notification.v1.NotificationOpsService";
 const INVALID = 3;
 const UNAVAILABLE = 14;
@@ -194,15 +195,25 @@ describe("RequestFeishuNotification batching: a key another instance commits mea
     const rpc = client(app);
     try {
       const ids = ["evt-clash-a", "evt-clash-b", "evt-clash", "evt-clash-c", "evt-clash-d"];
-      const calls = Promise.allSettled(ids.map((id) => rpc.call(id, `k-${id}`)));
+      let settled = false;
+      const calls = Promise.allSettled(ids.map((id) => rpc.call(id, `k-${id}`))).finally(() => {
+        settled = true;
+      });
+      // This test's own sessions only (the server is shared): one of them waits for a lock.
       const waiting = async () => {
         const [rows] = await other.query(
-          "select count(*) as n from information_schema.innodb_trx where trx_state = 'LOCK WAIT'",
+          `select count(*) as n from information_schema.innodb_trx t
+           join information_schema.processlist p on p.id = t.trx_mysql_thread_id
+           where t.trx_state = 'LOCK WAIT' and p.db = database()`,
         );
         return Number((rows as { n: number }[])[0]?.n) > 0;
       };
       const deadline = Date.now() + 30_000;
-      while (!(await waiting())) assert.ok(Date.now() < deadline, "the batch never waited on the key");
+      while (!(await waiting())) {
+        if (settled)
+          assert.fail(`the calls ended without waiting on the key: ${JSON.stringify(await calls, replacer)}`);
+        assert.ok(Date.now() < deadline, "the batch never waited on the key");
+      }
       await other.query("commit");
       const outcomes = await calls;
       const answers = outcomes.map((o, i) => {
