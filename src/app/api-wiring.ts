@@ -30,7 +30,13 @@ export function wireApi(infra: Infrastructure, outbox: OutboxArea, delivery: Del
     opsBinding({
       records: retryingPort(delivery.records, retry),
       outbox: retryingPort(outbox.operations, retry),
-      requests: wireNotificationRequests(db, outbox.enqueuer, () => clock.now(), retry),
+      requests: wireNotificationRequests(
+        db,
+        outbox.enqueuer,
+        () => clock.now(),
+        retry,
+        config.api.requestBatch,
+      ),
       deliveries: delivery.dispatcher,
       wakeRelay: () => infra.relayWakeup.notify(),
       clock,

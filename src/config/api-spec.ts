@@ -1,4 +1,5 @@
 import { apiConnectionSpec } from "./api-connection-spec.ts";
+import { requestBatchSpec } from "./request-batch-spec.ts";
 import { optional, setting } from "./setting.ts";
 import { address, boolean, integer, text } from "./value-parsers.ts";
 
@@ -33,4 +34,5 @@ export const apiSpec = {
     "how often health pings the database",
   ),
   connections: apiConnectionSpec,
+  requestBatch: requestBatchSpec,
 };

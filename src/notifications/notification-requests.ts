@@ -1,6 +1,7 @@
+import { createCoalescingWriter } from "../lib/coalescing-writer.ts";
 import { AppError } from "../lib/errors.ts";
 import { stringifyJson } from "../lib/json-int64.ts";
-import { activeTraceFields } from "../lib/trace-context.ts";
+import { activeTraceFields, carrierOf, type TraceCarrier } from "../lib/trace-context.ts";
 import { buildFeishuDedupeKey } from "./dedupe-key.ts";
 import {
   FEISHU_REQUESTED_EVENT,
@@ -8,7 +9,8 @@ import {
   parseFeishuRequestedPayload,
 } from "./feishu-requested-payload.ts";
 import type { OutboxId } from "./ids.ts";
-import type { InRequestTransaction, RequestKey, RequestKeys } from "./ports/event-outbox.ts";
+import { duplicateOf, type PreparedRequest, writeBatch } from "./notification-request-batch.ts";
+import type { InRequestTransaction, NewEvent, RequestKeys } from "./ports/event-outbox.ts";
 
 /** The payload's fields (its `notification_id` aside), an idempotency key, and the dedupe key optional. */
 export type NotificationRequest = Omit<FeishuRequestedPayload, "notificationId"> & {
@@ -25,21 +27,51 @@ export interface NotificationRequests {
   request(input: NotificationRequest): Promise<RequestReceipt>;
 }
 
+/** How concurrent requests share transactions (see `createCoalescingWriter`). */
+export interface RequestBatching {
+  readonly maxBatch: number;
+  readonly maxWaitMs: number;
+  readonly maxInFlight: number;
+}
+
 /**
  * A `notification.feishu.requested` event for producers that do not share the database: validated with the
  * consumer's own rules, written into the outbox in one transaction with its idempotency key, so a second
  * request with the same `event_id` returns the first one's outbox row and sends nothing more.
+ *
+ * Concurrent requests are coalesced: one transaction writes a batch of them (notification-request-batch.ts),
+ * each caller getting the answer it would get alone. Requests with one `event_id` never share a batch nor
+ * run in two at once: the later one waits and reads the earlier one's key, as if they had come in turn.
  */
 export function createNotificationRequests(deps: {
   /** Keys as committed (outside any transaction). */
   readonly keys: RequestKeys;
   readonly inTransaction: InRequestTransaction;
   readonly now: () => Date;
+  readonly batching?: RequestBatching;
 }): NotificationRequests {
-  const duplicateOf = (key: RequestKey): RequestReceipt => ({
-    outboxId: key.outboxId,
-    duplicate: true,
-    dedupeKey: key.dedupeKey,
+  const writeOne = async (request: PreparedRequest): Promise<RequestReceipt> => {
+    const { eventId, dedupeKey } = request;
+    const existing = await deps.keys.find(eventId);
+    if (existing) return duplicateOf(existing);
+    try {
+      const outboxId = await deps.inTransaction(async ({ enqueue, keys }) => {
+        const id = await enqueue(request.event);
+        await keys.add({ eventId, outboxId: id, dedupeKey }, deps.now());
+        return id;
+      });
+      return { outboxId, duplicate: false, dedupeKey };
+    } catch (error) {
+      // Two requests with one event_id at once: the key's uniqueness lets one commit; the other reads it.
+      const winner = await deps.keys.find(eventId);
+      if (winner) return duplicateOf(winner);
+      throw error;
+    }
+  };
+  const writer = createCoalescingWriter<PreparedRequest, RequestReceipt>({
+    write: (batch) => writeBatch(batch, { inTransaction: deps.inTransaction, now: deps.now, writeOne }),
+    keyOf: (request) => request.eventId,
+    ...(deps.batching ?? { maxBatch: 1, maxWaitMs: 0, maxInFlight: 1 }),
   });
   return {
     async request(input) {
@@ -52,29 +84,17 @@ export function createNotificationRequests(deps: {
           input.requestedAt,
           -input.requestedAt.getTimezoneOffset(),
         );
-      const payload = toPayload(input, dedupeKey);
-      const existing = await deps.keys.find(eventId);
-      if (existing) return duplicateOf(existing);
-      try {
-        const outboxId = await deps.inTransaction(async ({ enqueue, keys }) => {
-          const id = await enqueue({
-            eventType: FEISHU_REQUESTED_EVENT,
-            eventId,
-            eventVersion: "1",
-            aggregateId: input.previewId,
-            messageKey: String(input.userId),
-            payload,
-          });
-          await keys.add({ eventId, outboxId: id, dedupeKey }, deps.now());
-          return id;
-        });
-        return { outboxId, duplicate: false, dedupeKey };
-      } catch (error) {
-        // Two requests with one event_id at once: the key's uniqueness lets one commit; the other reads it.
-        const winner = await deps.keys.find(eventId);
-        if (winner) return duplicateOf(winner);
-        throw error;
-      }
+      const event: NewEvent = {
+        eventType: FEISHU_REQUESTED_EVENT,
+        eventId,
+        eventVersion: "1",
+        aggregateId: input.previewId,
+        messageKey: String(input.userId),
+        payload: toPayload(input, dedupeKey),
+        // Taken now: the batch that writes it runs in whichever caller's context started it.
+        ...withTrace(carrierOf()),
+      };
+      return writer.submit({ eventId, dedupeKey, event });
     },
   };
 }
@@ -121,3 +141,5 @@ function toPayload(input: NotificationRequest, dedupeKey: string) {
   }
   return payload;
 }
+
+const withTrace = (trace: TraceCarrier | undefined) => (trace ? { trace } : {});

@@ -206,6 +206,27 @@ for (const backend of backends) {
       );
     });
 
+    test("concurrent requests written in one batch each keep their own caller's trace", async () => {
+      const callers = Array.from({ length: 8 }, (_, i) => ({
+        userId: BigInt(610 + i),
+        previewId: `asp_61${i}`,
+        traceId: randomBytes(16).toString("hex"),
+      }));
+      const receipts = await Promise.all(
+        callers.map((c) =>
+          request(c.userId, c.previewId, { traceparent: `00-${c.traceId}-${INCOMING_SPAN}-01` }),
+        ),
+      );
+      for (const [i, receipt] of receipts.entries()) {
+        const envelope = await rowEnvelope(Number(receipt.outboxId));
+        assert.match(
+          envelope.traceparent ?? "",
+          new RegExp(`^00-${callers[i]?.traceId}-`),
+          `caller ${i}'s row`,
+        );
+      }
+    });
+
     test("without an incoming context, the RPC starts a trace and the row carries it", async () => {
       await givenChannel(app, 602, fake.flowUrl("flowkey0602"));
       const receipt = await request(602n, "asp_602", {});

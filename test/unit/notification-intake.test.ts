@@ -64,23 +64,42 @@ test("requests: one event per event_id, the event and its key in one transaction
   let nextOutboxId = 100;
   let racer: RequestKey | undefined;
   const requests = createNotificationRequests({
-    keys: { find: async (eventId) => committed.get(eventId), add: async () => undefined },
+    keys: {
+      find: async (eventId) => committed.get(eventId),
+      add: async () => undefined,
+      findMany: async () => new Map(),
+      addMany: async () => undefined,
+    },
     inTransaction: async (work) => {
       const staged: RequestKey[] = [];
       const events: NewEvent[] = [];
+      const enqueue = async (event: NewEvent) => {
+        events.push(event);
+        return nextOutboxId++;
+      };
+      const add = async (key: RequestKey) => {
+        if (racer) {
+          committed.set(racer.eventId, racer);
+          throw new Error("duplicate key event_id");
+        }
+        staged.push(key);
+      };
       const result = await work({
-        enqueue: async (event) => {
-          events.push(event);
-          return nextOutboxId++;
-        },
+        enqueue,
+        enqueueMany: async (many) => Promise.all(many.map(enqueue)),
         keys: {
           find: async (eventId) => committed.get(eventId),
-          add: async (key) => {
-            if (racer) {
-              committed.set(racer.eventId, racer);
-              throw new Error("duplicate key event_id");
+          add,
+          findMany: async (ids) => {
+            const found = new Map<string, RequestKey>();
+            for (const id of ids) {
+              const key = committed.get(id);
+              if (key) found.set(id, key);
             }
-            staged.push(key);
+            return found;
+          },
+          addMany: async (keys) => {
+            for (const key of keys) await add(key);
           },
         },
       });
