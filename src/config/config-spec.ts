@@ -1,4 +1,5 @@
 import { apiConnectionSpec } from "./api-connection-spec.ts";
+import { rateLimitSpec } from "./rate-limit-spec.ts";
 import { family, optional, setting } from "./setting.ts";
 import {
   address,
@@ -209,6 +210,7 @@ export const configSpec = {
       integer(1),
       "sends per minute per destination (Feishu: 100)",
     ),
+    rateLimit: rateLimitSpec,
   },
   api: {
     address: setting("GRPC_ADDR", "0.0.0.0:9082", address, "the API's one port: gRPC, Connect and gRPC-Web"),
