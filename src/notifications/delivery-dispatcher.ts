@@ -171,7 +171,8 @@ async function pickAllowed(
   let budgeted: Awaited<ReturnType<typeof budgetJobs>>;
   try {
     channelsByUser = await channels.getMany([...new Set(picked.jobs.map((job) => job.userId))]);
-    budgeted = await budgetJobs(picked.jobs, channelsByUser, budget, now);
+    // Stamped when taken, after the channels' read: the sends go out right after this (their claim aside).
+    budgeted = await budgetJobs(picked.jobs, channelsByUser, budget, state.clock.now());
   } catch (error) {
     queue.putBack(picked.jobs);
     logger.error("cannot read channels or send budgets", { error: describeError(error) });

@@ -50,6 +50,21 @@ for (const backend of backends) {
       assert.equal((await take(b, "race", 1, t0 + 1_250)).granted, 1);
     });
 
+    test("racing takes of several destinations at once: each destination's five, no more", async () => {
+      const [a, b] = budgets() as [SendBudget, SendBudget];
+      const keys = ["multi-1", "multi-2", "multi-3"];
+      const wanted = new Map(keys.map((key) => [key, 2]));
+      const rounds = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).take(wanted, new Date(t0))),
+      );
+      for (const key of keys) {
+        const granted = rounds.reduce((sum, grants) => sum + (grants.get(key)?.granted ?? 0), 0);
+        assert.ok(granted >= 1 && granted <= 5, `${key}: granted ${granted}`);
+        const rest = await take(a, key, 10, t0);
+        assert.equal(granted + rest.granted, 5, key);
+      }
+    });
+
     test("over a minute of alternating takes, no window ever holds more than its limit", async () => {
       const [a, b] = budgets() as [SendBudget, SendBudget];
       const sent: number[] = [];
