@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import type { Channel } from "../../src/notifications/channel.ts";
+import { budgetJobs } from "../../src/notifications/delivery-budgeting.ts";
 import { destinationKey } from "../../src/notifications/destination-key.ts";
 import { createProcessSendBudget } from "../../src/notifications/process-send-budget.ts";
 import { takeFromWindows } from "../../src/notifications/send-windows.ts";
@@ -62,4 +64,28 @@ test("destination keys: a hash, one per bot however its URL is spelled", () => {
   assert.equal(destinationKey(`${url}/?from=go`), key);
   assert.equal(destinationKey(url.replace("open.feishu.cn", "OPEN.feishu.cn")), key);
   assert.notEqual(destinationKey(`${url}x`), key);
+});
+
+test("budgeting picked jobs: one budget per webhook URL however many users share it", async () => {
+  const channel = (userId: bigint, webhookUrl: string, enabled = true) =>
+    ({ userId, enabled, webhookUrl, authType: "none", bearerToken: "", webhookKind: "group_bot" }) as Channel;
+  const shared = "https://open.feishu.cn/open-apis/bot/v2/hook/shared-token";
+  const channels = new Map([
+    [1n, channel(1n, shared)],
+    [2n, channel(2n, `${shared}/`)],
+    [3n, channel(3n, "https://open.feishu.cn/open-apis/bot/v2/hook/own-token")],
+    [4n, channel(4n, shared, false)],
+  ]);
+  const jobs = [1n, 2n, 1n, 2n, 3n, 1n, 2n, 4n, 4n].map((userId, i) => ({ recordId: i + 1, userId }));
+  const budgeted = await budgetJobs(jobs, channels, createProcessSendBudget(feishu), new Date(5_000));
+  assert.deepEqual(
+    budgeted.allowed.map((job) => job.recordId),
+    [1, 2, 3, 4, 5, 6, 8, 9],
+    "five to the shared bot, in order; the own bot's; the disabled channel's (skipped, no request)",
+  );
+  assert.deepEqual(
+    budgeted.deferred.map((job) => job.recordId),
+    [7],
+  );
+  assert.deepEqual([...budgeted.throttled], [[2n, 1_000]]);
 });
