@@ -5,7 +5,7 @@ import { givenChannel, requestNotification, useDeliveryEnv } from "../support/de
 import { recordEvents, startApp } from "../support/harness.ts";
 
 type Intake = { outboxId: number; recordId: number };
-type Result = { recordId: number; status: string; attemptCount: number };
+type Result = { recordId: number; status: string; attemptCount: number; errorCode: string | null };
 type Throttled = { userId: bigint; waitMs: number };
 
 /**
@@ -14,7 +14,8 @@ type Throttled = { userId: bigint; waitMs: number };
  * requests in any second or 100 in any minute) never has to refuse one.
  */
 describe("Feishu's rate limits across instances (mysql+kafka)", () => {
-  const env = useDeliveryEnv("mysql+kafka");
+  // A POST slowed past 1 s by a loaded machine is not what this tests: the timeout is long here.
+  const env = useDeliveryEnv("mysql+kafka", { FEISHU_TIMEOUT_MS: "10000" });
 
   test("150 notifications, six users sharing one bot and two other bots, two instances: no 11232, each sent once", {
     timeout: 240_000,
@@ -52,11 +53,15 @@ describe("Feishu's rate limits across instances (mysql+kafka)", () => {
       );
       const results = events.of<Result>("delivery:result");
       assert.equal(results.length, 150, "one attempt each");
-      assert.deepEqual(new Set(results.map((r) => `${r.status}/${r.attemptCount}`)), new Set(["sent/1"]));
       assert.deepEqual(
-        env.fake.rateLimited.map((r) => r.key),
+        env.fake.rateLimited.map((r) => `${r.key} at ${Math.round(r.at)}`),
         [],
         "Feishu never had to refuse a request",
+      );
+      assert.deepEqual(
+        results.filter((r) => r.status !== "sent" || r.attemptCount !== 1),
+        [],
+        "each sent at its first attempt",
       );
       for (const previewId of previews) {
         const copies = env.fake.requests.filter((r) => r.raw.includes(`conv_${previewId}`)).length;
