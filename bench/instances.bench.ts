@@ -117,7 +117,11 @@ async function insertEvents(app: App, from: number, count: number) {
     const rows = Array.from({ length: Math.min(1_000, count - i) }, (_, k) => {
       const n = from + i + k;
       const user = 1 + (n % users);
-      const payload = { ...eventPayload(user, n), dedupe_key: `${user}:inst:${n}`, target_url: `/a/c${n}` };
+      const payload = {
+        ...eventPayload(user, n),
+        dedupe_key: `${user}:inst:${n}`,
+        target_url: `/assistant/c${n}`,
+      };
       return {
         biz_type: EVENT,
         service_name: "notification",
