@@ -60,8 +60,9 @@ export interface DeliveryDispatcher extends DeliverySubmitter {
 /**
  * Sends notification records. Submitted jobs wait in the delivery queue (per user); the loop picks a group of
  * them, lets the send budget of each one's destination decide which may go now (the rest wait in the queue,
- * never failed, never charged an attempt: `delivery:throttled`), and claims those with one compare-and-set UPDATE (see `RecordClaims.claim`), so a record submitted
- * twice, by two instances or by the retry scan while an event arrives, is sent once. Each claimed record is
+ * never failed, never charged an attempt: `delivery:throttled`), and claims those with one compare-and-set
+ * UPDATE (see `RecordClaims.claim`), so a record submitted twice, by two instances or by the retry scan while
+ * an event arrives, is sent once. Each claimed record is
  * sent on its own (up to `concurrency` at once); results are written by the flusher (result-flusher.ts).
  */
 export function createDeliveryDispatcher(deps: DispatcherDeps): DeliveryDispatcher {

@@ -1,6 +1,6 @@
 import type { OutboxId, RecordId, UserId } from "./ids.ts";
 
-/** A record to send, and for whom (one user = one webhook = one rate limit). */
+/** A record to send, and for whom (one user = one webhook; users may share one, and its send budget). */
 export interface DeliveryJob {
   readonly recordId: RecordId;
   readonly userId: UserId;
