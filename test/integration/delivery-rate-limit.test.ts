@@ -15,7 +15,7 @@ type Throttled = { userId: bigint; waitMs: number };
  */
 describe("Feishu's rate limits across instances (mysql+kafka)", () => {
   // A POST slowed past 1 s by a loaded machine is not what this tests: the timeout is long here.
-  const env = useDeliveryEnv("mysql+kafka", { FEISHU_TIMEOUT_MS: "10000" });
+  const env = useDeliveryEnv("mysql+kafka", { FEISHU_TIMEOUT_MS: "5000" });
 
   test("150 notifications, six users sharing one bot and two other bots, two instances: no 11232, each sent once", {
     timeout: 240_000,
