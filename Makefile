@@ -22,15 +22,16 @@ run: $(STAMP) ## Run the service on its embedded default (SQLite + in-process bu
 	npx tsx src/main.ts
 
 .PHONY: test
-test: $(STAMP) check ## Lint, typecheck, check generated code, then run the whole suite on MariaDB + Kafka
+test: $(STAMP) check ## Lint, typecheck, check generated code, the whole suite on MariaDB + Kafka, then the fault scenarios
 	scripts/test.sh
+	FAULTS_RECOVERY_GOAL=report $(MAKE) --no-print-directory test-faults
 
 .PHONY: fuzz-rpc
 fuzz-rpc: $(STAMP) ## Property-based input tests over every RPC, 100,000 cases (FUZZ_RUNS to change)
 	FUZZ_RUNS=$${FUZZ_RUNS:-100000} node --import tsx --test --test-reporter=spec --test-timeout=0 test/integration/grpc-fuzz.test.ts
 
 .PHONY: test-faults
-test-faults: $(STAMP) ## Fault scenarios of the service on a private MariaDB + Kafka (FAULTS=1,3 picks some; ~5-10 min)
+test-faults: $(STAMP) ## Fault scenarios on a private MariaDB + Kafka, asserting the 15 s recovery (FAULTS=1,3 picks some; ~5 min)
 	node --import tsx --test --test-reporter=spec --test-concurrency=1 test/faults/faults.suite.ts
 
 .PHONY: check

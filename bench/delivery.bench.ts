@@ -81,6 +81,7 @@ await withDatabase(async (url) => {
     FEISHU_ALLOWED_HOSTS: fake.host,
     FEISHU_CA_FILE: caFile,
     DELIVERY_CONCURRENCY: String(concurrency),
+    METRICS_ADDR: "",
   };
   const config = loadConfig(env);
   const app = createApp(config, { logger: createLogger("warn") });

@@ -100,7 +100,12 @@ async function bareServer(): Promise<{ port: number; stop: () => void }> {
 }
 
 await withDatabase(async (url) => {
-  const config = loadConfig({ LOG_LEVEL: "warn", DATABASE_URL: url, GRPC_ADDR: "127.0.0.1:0" });
+  const config = loadConfig({
+    LOG_LEVEL: "warn",
+    DATABASE_URL: url,
+    GRPC_ADDR: "127.0.0.1:0",
+    METRICS_ADDR: "",
+  });
   const app = createApp(config, { logger: createLogger("warn") });
   await app.start();
   await givenChannel(app, 42, "https://www.feishu.cn/flow/api/trigger-webhook/abcdefgh12345678");

@@ -24,3 +24,4 @@ if [[ "$which" == relay || "$which" == all ]]; then npx tsx bench/relay.bench.ts
 if [[ "$which" == delivery || "$which" == all ]]; then npx tsx bench/delivery.bench.ts "${DELIVERY_EVENTS:-20000}" 10; fi
 if [[ "$which" == grpc || "$which" == all ]]; then npx tsx bench/grpc.bench.ts "${GRPC_CALLS:-20000}" 5; fi
 if [[ "$which" == instances || "$which" == all ]]; then npx tsx bench/instances.bench.ts "${INSTANCES_EVENTS:-10000}" 3; fi
+if [[ "$which" == reseal || "$which" == all ]]; then npx tsx bench/reseal.bench.ts "${RESEAL_ROWS:-5000}" 3; fi

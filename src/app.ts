@@ -9,8 +9,10 @@ import {
   type Infrastructure,
   type InfrastructureOptions,
 } from "./app/infrastructure.ts";
+import { type ObservabilityArea, wireObservability } from "./app/observability-wiring.ts";
 import { feishuRequestedOutboxHandler } from "./app/outbox-handler-adapter.ts";
 import { type OutboxArea, wireOutbox } from "./app/outbox-wiring.ts";
+import { createLoopSupervisor, type LoopFailure } from "./app/supervision.ts";
 import { warnIfRowsLookAhead } from "./app/time-zone-check.ts";
 import type { Config } from "./config/load-config.ts";
 import type { Db } from "./db/database.ts";
@@ -62,6 +64,10 @@ export interface App {
   readonly apiBindings: readonly ServiceBinding[];
   /** The API's port once started (the configured one, or the one picked for port 0). */
   apiPort(): number;
+  /** The metrics and probes listener's port once started; undefined when METRICS_ADDR is empty. */
+  metricsPort(): number | undefined;
+  /** Resolves when a loop fails for good (health is NOT_SERVING by then); the caller stops the app. */
+  loopFailed(): Promise<LoopFailure>;
   /** Migrates the database, starts the loops, then opens the API. */
   start(): Promise<void>;
   /** Staged shutdown: stop the loops and let in-flight work finish (within the grace time), then close. */
@@ -78,8 +84,21 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   const handlers = options.handlers ?? [feishuRequestedOutboxHandler(delivery.requestedHandler)];
   const outbox = wireOutbox(infra, handlers);
   const api = wireApi(infra, outbox, delivery);
-  const run: Running = { infra, delivery, outbox, api, loops: new AbortController(), running: [] };
+  const loops = new AbortController();
+  const supervisor = createLoopSupervisor({
+    logger: infra.logger,
+    stopping: loops.signal,
+    onFailure: () => api.health.setDraining(),
+  });
+  let apiOpen = false;
+  const observability = wireObservability(
+    infra,
+    { outbox, delivery, api },
+    { live: supervisor.live, apiOpen: () => apiOpen },
+  );
+  const run: Running = { infra, delivery, outbox, api, observability, supervisor, loops, running: [] };
   let apiPort = config.api.address.port;
+  let metricsPort = config.metrics.address?.port;
   let stopping: Promise<void> | undefined;
   return {
     config,
@@ -100,8 +119,12 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     api: api.server,
     apiBindings: api.bindings,
     apiPort: () => apiPort,
+    metricsPort: () => metricsPort,
+    loopFailed: () => supervisor.failed,
     async start() {
+      metricsPort = await observability.probes?.listen();
       apiPort = await start(run);
+      apiOpen = true;
     },
     stop() {
       stopping ??= drainAndClose(run);
@@ -115,12 +138,14 @@ interface Running {
   readonly delivery: DeliveryArea;
   readonly outbox: OutboxArea;
   readonly api: ApiArea;
+  readonly observability: ObservabilityArea;
+  readonly supervisor: ReturnType<typeof createLoopSupervisor>;
   readonly loops: AbortController;
   readonly running: Promise<void>[];
 }
 
 /** Migrates, starts every loop, then opens the API; returns the API's port. */
-async function start({ infra, delivery, outbox, api, loops, running }: Running): Promise<number> {
+async function start({ infra, delivery, outbox, api, loops, running, supervisor }: Running): Promise<number> {
   const { db, route, bus, logger } = infra;
   const applied = await migrateToLatest(db.kysely, db.traits, { outbox: route.table });
   logger.info("database ready", { dialect: db.traits.dialect, migrationsApplied: applied });
@@ -133,10 +158,7 @@ async function start({ infra, delivery, outbox, api, loops, running }: Running):
     logger,
   );
   const signal = loops.signal;
-  const guard = (name: string, loop: Promise<void>) =>
-    loop.catch((error: unknown) => {
-      logger.error(`${name} crashed`, { error: describeError(error) });
-    });
+  const guard = supervisor.watch;
   // The relay never waits on the topic (publishing creates it too); only consuming does.
   const topicReady = outbox.topicKeeper.run(signal);
   running.push(
@@ -171,7 +193,8 @@ export const SHUTDOWN_CLOSE_MARGIN_MS = 2_000;
  * within `SHUTDOWN_CLOSE_MARGIN_MS`. So the whole takes at most the grace time plus that margin (twice).
  * Work that did not finish stays claimable (uncommitted offsets, claimed rows, sending leases).
  */
-async function drainAndClose({ infra, delivery, api, loops, running }: Running): Promise<void> {
+async function drainAndClose(run: Running): Promise<void> {
+  const { infra, delivery, api, loops, running, observability } = run;
   const { config, logger, bus, db } = infra;
   const graceMs = config.shutdownGraceMs;
   logger.info("shutting down: NOT_SERVING, closing the API, draining loops", { graceMs });
@@ -185,6 +208,8 @@ async function drainAndClose({ infra, delivery, api, loops, running }: Running):
   delivery.httpsClient.close();
   await closeWithin("the bus", bus.close(), logger);
   await closeWithin("the database", db.close(), logger);
+  observability.metrics.close();
+  await closeWithin("the metrics listener", observability.probes?.close() ?? Promise.resolve(), logger);
   logger.info("shutdown complete");
 }
 

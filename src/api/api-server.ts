@@ -11,6 +11,7 @@ import {
 } from "./api-server-options.ts";
 import { createConnectHandler, servedServices } from "./connect-routes.ts";
 import { createConnectionTracker } from "./connection-tracker.ts";
+import { grpcCodeName } from "./error-mapping.ts";
 import { createGrpcFastPath } from "./grpc-fast-path.ts";
 import { type HealthState, healthBinding } from "./health.ts";
 import { createHttp2StreamRouter } from "./http2-stream-router.ts";
@@ -21,6 +22,7 @@ import {
   type ServiceBinding,
   unaryRoutes,
 } from "./rpc-binding.ts";
+import { tracedInvoke } from "./rpc-tracing.ts";
 
 export { API_SERVER_DEFAULTS, type ApiServerOptions } from "./api-server-options.ts";
 
@@ -38,6 +40,8 @@ export function createApiServer(deps: {
   readonly bindings: readonly ServiceBinding[];
   readonly health: HealthState;
   readonly logger: Logger;
+  /** Told of every unary call's end, on either path: `/pkg.Service/Method`, gRPC code name, seconds. */
+  readonly onCall?: CallObserver;
 }) {
   const { logger } = deps;
   const options = resolveApiServerOptions(deps.options);
@@ -101,11 +105,13 @@ function createCallPaths(
     readonly bindings: readonly ServiceBinding[];
     readonly health: HealthState;
     readonly logger: Logger;
+    readonly onCall?: CallObserver;
   },
   options: ResolvedApiServerOptions,
   shutdownSignal: AbortSignal,
 ) {
   const { bindings, health, logger } = deps;
+  const observe = observedCall(deps.onCall);
   const allBindings = [...bindings, healthBinding(health)];
   const checkToken = createTokenCheck(options.token);
   const routes = unaryRoutes(allBindings);
@@ -120,8 +126,9 @@ function createCallPaths(
   const fastPath = createGrpcFastPath({
     routes,
     servedElsewhere,
-    authorize: (bound, header) => checkToken(bound.binding, header),
-    invoke: (bound, request, context) => bound.handler(request, context),
+    authorize: (bound, header) => observe(bound, () => checkToken(bound.binding, header), true),
+    invoke: (bound, request, context) =>
+      observe(bound, () => tracedInvoke(bound, context, () => bound.handler(request, context))),
     defaultTimeoutMs: options.rpcTimeoutMs,
     maxMessageBytes: options.maxMessageBytes,
     logger,
@@ -132,8 +139,12 @@ function createCallPaths(
     served,
     health,
     invoke(bound: BoundMethod, request: Message, context: CallContext) {
-      checkToken(bound.binding, context.requestHeader);
-      return bound.handler(request, context);
+      return observe(bound, () =>
+        tracedInvoke(bound, context, async () => {
+          checkToken(bound.binding, context.requestHeader);
+          return bound.handler(request, context);
+        }),
+      );
     },
     rpcTimeoutMs: options.rpcTimeoutMs,
     maxMessageBytes: options.maxMessageBytes,
@@ -141,6 +152,33 @@ function createCallPaths(
     logger,
   });
   return { fastPath, connectHandler };
+}
+
+export type CallObserver = (method: string, code: string, seconds: number) => void;
+
+/**
+ * The one place both paths report their unary calls: `step` runs the call (or, with `onlyFailures`, the fast
+ * path's token check, reported only when it refuses the call).
+ */
+function observedCall(onCall: CallObserver | undefined) {
+  return <T>(bound: BoundMethod, step: () => T, onlyFailures = false): T => {
+    if (!onCall) return step();
+    const method = `/${bound.binding.service.typeName}/${bound.method.name}`;
+    const started = performance.now();
+    const report = (error?: unknown) =>
+      onCall(method, grpcCodeName(error), (performance.now() - started) / 1_000);
+    let result: T;
+    try {
+      result = step();
+    } catch (error) {
+      report(error);
+      throw error;
+    }
+    if (onlyFailures) return result;
+    if (result instanceof Promise) result.then(() => report(), report);
+    else report();
+    return result;
+  };
 }
 
 /**

@@ -102,6 +102,15 @@ export function toRpcStatus(error: unknown, style: ErrorStyle, logger: Logger): 
   return { code, message, details: [] };
 }
 
+/** The gRPC code an error is answered with, as its canonical name (`OK`, `INVALID_ARGUMENT`, …); logs nothing. */
+export function grpcCodeName(error: unknown): string {
+  let code: Code = Code.Internal;
+  if (error === undefined) return "OK";
+  if (error instanceof ConnectError || error instanceof RpcFailure) code = error.code;
+  else if (error instanceof AppError) code = codeOf[error.code];
+  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+}
+
 /**
  * An error the original also answered (its reason names one of SmartFlow's statuses) gets the original's
  * message; one it never produced (a malformed request, say) keeps this service's message.

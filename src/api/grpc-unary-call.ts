@@ -164,11 +164,27 @@ function respondMessage(stream: ServerHttp2Stream, body: Uint8Array) {
 function statusTrailers(status: RpcStatus): Record<string, string> {
   const trailers: Record<string, string> = {
     "grpc-status": String(status.code),
-    "grpc-message": encodeURIComponent(status.message),
+    "grpc-message": percentEncodeMessage(status.message),
   };
   const details = statusDetailsBin(status);
   if (details) trailers["grpc-status-details-bin"] = details.toString("base64").replace(/=+$/, "");
   return trailers;
+}
+
+/**
+ * `grpc-message` as the gRPC HTTP/2 protocol spells it: UTF-8, with each byte outside 0x20–0x7E and `%` itself
+ * percent-encoded, and nothing else (so `:`, `,` and `/` stay as they are). grpc-js decodes it with
+ * `decodeURI`, which leaves `%3A` or `%2C` undecoded, so `encodeURIComponent` reached its callers garbled.
+ */
+export function percentEncodeMessage(message: string): string {
+  let out = "";
+  for (const byte of Buffer.from(message, "utf8")) {
+    out +=
+      byte >= 0x20 && byte <= 0x7e && byte !== 0x25
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return out;
 }
 
 const RESPONSE_HEADERS = {

@@ -28,6 +28,10 @@ export function createHealthState(services: readonly string[]) {
     status(): ServingStatus {
       return !draining && databaseUp ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
     },
+    /** SERVING, as `Check` answers it (the metrics listener's `/readyz` agrees with it). */
+    isServing(): boolean {
+      return !draining && databaseUp;
+    },
     setDraining() {
       if (draining) return;
       draining = true;

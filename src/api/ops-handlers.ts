@@ -21,6 +21,7 @@ import { AppError } from "../lib/errors.ts";
 import type { DeliverySubmitter } from "../notifications/delivery-queue.ts";
 import type { NotificationRequests } from "../notifications/notification-requests.ts";
 import type { RecordQueries } from "../notifications/ports/record-store.ts";
+import type { SecretReseal } from "../notifications/ports/secret-reseal.ts";
 import type { OutboxOperations, ReplaySelector } from "../outbox/store/operations-store.ts";
 import { throwIfAborted } from "./error-mapping.ts";
 import {
@@ -36,6 +37,7 @@ import {
   userIdOf,
   validTimestamp,
 } from "./ops-mapping.ts";
+import { secretsHandlers } from "./ops-secrets-handlers.ts";
 import type { ServiceBinding } from "./rpc-binding.ts";
 
 /** Starts a step only while the call is still wanted (the transport answers the deadline itself). */
@@ -52,6 +54,8 @@ export interface OpsDeps {
   /** Tells this process's relay that rows are due now (after a replay). */
   readonly wakeRelay: () => void;
   readonly clock: Clock;
+  /** Seals the channels' secrets again with the current key (ResealSecrets). */
+  readonly secrets: SecretReseal;
 }
 
 type Handlers = ServiceBinding["handlers"];
@@ -62,7 +66,12 @@ export function opsBinding(deps: OpsDeps): ServiceBinding {
     service: NotificationOpsService,
     errorStyle: "v1",
     requiresToken: true,
-    handlers: { ...recordHandlers(deps), ...outboxHandlers(deps), ...requestHandlers(deps) },
+    handlers: {
+      ...recordHandlers(deps),
+      ...outboxHandlers(deps),
+      ...requestHandlers(deps),
+      ...secretsHandlers(deps.secrets),
+    },
   };
 }
 

@@ -5,6 +5,7 @@ import { notificationBinding } from "../api/notification-handlers.ts";
 import { opsBinding } from "../api/ops-handlers.ts";
 import type { ServiceBinding } from "../api/rpc-binding.ts";
 import type { Config } from "../config/load-config.ts";
+import { createChannelReseal } from "../notifications/sql/channel-reseal.ts";
 import type { DeliveryArea } from "./delivery-wiring.ts";
 import type { Infrastructure } from "./infrastructure.ts";
 import type { OutboxArea } from "./outbox-wiring.ts";
@@ -22,7 +23,7 @@ export interface ApiArea {
 /** The one-port API: the original service, the operations service, health (with its database watch). */
 export function wireApi(infra: Infrastructure, outbox: OutboxArea, delivery: DeliveryArea): ApiArea {
   const { config, db, clock, logger } = infra;
-  // Every database step of the operations service retries transient errors (issue 7 item 8).
+  // Every database step of the operations service retries transient errors.
   const retry = createTransientRetry(logger.child({ component: "ops" }));
   const bindings = [
     notificationBinding(delivery.channelService, config.api.tokenForLegacy),
@@ -33,6 +34,7 @@ export function wireApi(infra: Infrastructure, outbox: OutboxArea, delivery: Del
       deliveries: delivery.dispatcher,
       wakeRelay: () => infra.relayWakeup.notify(),
       clock,
+      secrets: retryingPort(createChannelReseal(db.kysely, db.traits, delivery.secrets), retry),
     }),
   ];
   if (!config.api.token) {
@@ -52,6 +54,7 @@ export function wireApi(infra: Infrastructure, outbox: OutboxArea, delivery: Del
     bindings,
     health,
     logger: logger.child({ component: "api" }),
+    onCall: (method, code, seconds) => infra.events.emit("api:call", { method, code, seconds }),
   });
   const databaseWatch = createDatabaseWatch({
     ping: () => db.ping(),

@@ -2,7 +2,7 @@ import { createFeishuProvider } from "../channels/feishu/feishu-provider.ts";
 import { createHttpsClient, type HttpsClient } from "../channels/feishu/https-client.ts";
 import { createFeishuWebhookPolicy } from "../channels/feishu/webhook-url.ts";
 import { exponentialBackoffMs } from "../lib/backoff.ts";
-import { createSecretBox } from "../lib/secret-box.ts";
+import { createSecretBox, type SecretBox } from "../lib/secret-box.ts";
 import { type ChannelService, createChannelService } from "../notifications/channel-service.ts";
 import { createDeliveryDispatcher, type DeliveryDispatcher } from "../notifications/delivery-dispatcher.ts";
 import {
@@ -28,6 +28,8 @@ export interface DeliveryArea {
   /** The domain's `notification.feishu.requested` handler (outbox-handler-adapter.ts serves it to the consumer). */
   readonly requestedHandler: FeishuRequestedHandler;
   readonly httpsClient: HttpsClient;
+  /** Seals and opens the channels' secrets (SECRETS_KEY, and SECRETS_KEY_PREVIOUS while rotating). */
+  readonly secrets: SecretBox;
 }
 
 /** Records, channels, the Feishu provider, the dispatcher and the retry loop, over the SQL stores. */
@@ -35,12 +37,8 @@ export function wireDelivery(infra: Infrastructure, provider?: DeliveryProvider)
   const { config, db, clock, logger, events, random } = infra;
   const { delivery, feishu } = config;
   const records = createSqlRecordStore(db.kysely, db.traits, delivery.sendingLeaseMs);
-  const channels = createSqlChannelStore(db.kysely, db.traits, createSecretBox(config.secretsKey));
-  if (!config.secretsKey) {
-    logger.warn(
-      "SECRETS_KEY is not set: webhook URLs, bearer tokens and signing secrets are stored unencrypted",
-    );
-  }
+  const secrets = secretBoxOf(infra);
+  const channels = createSqlChannelStore(db.kysely, db.traits, secrets);
   const httpsClient = createHttpsClient({
     maxSockets: delivery.concurrency,
     maxResponseBytes: 64 * 1024,
@@ -105,6 +103,7 @@ export function wireDelivery(infra: Infrastructure, provider?: DeliveryProvider)
       leaseMs: delivery.sendingLeaseMs,
     }),
     httpsClient,
+    secrets,
   };
 }
 
@@ -120,4 +119,13 @@ function sendBudget({ config, db }: Infrastructure): SendBudget {
   return scope === "database"
     ? createSqlSendBudget(db.kysely, db.traits, windows)
     : createProcessSendBudget(windows);
+}
+
+function secretBoxOf({ config, logger }: Infrastructure): SecretBox {
+  if (!config.secretsKey) {
+    logger.warn(
+      "SECRETS_KEY is not set: webhook URLs, bearer tokens and signing secrets are stored unencrypted",
+    );
+  }
+  return createSecretBox(config.secretsKey, config.secrets.previousKey);
 }

@@ -9,10 +9,11 @@ import { createKafkaBus } from "../messaging/kafka-bus.ts";
 import { createMemoryBus } from "../messaging/memory-bus.ts";
 import type { DeliveryEvents } from "../notifications/delivery-events.ts";
 import { FEISHU_REQUESTED_EVENT } from "../notifications/feishu-requested-payload.ts";
+import type { ObservedEvents } from "../observability/metrics.ts";
 import type { OutboxEvents } from "../outbox/outbox-events.ts";
 import { createRouteTable, type RouteTable, type ServiceRoute } from "../outbox/routes.ts";
 
-export type AppEvents = OutboxEvents & DeliveryEvents;
+export type AppEvents = OutboxEvents & DeliveryEvents & ObservedEvents;
 
 /** What every area of the app shares: time, logs, events, the database, the routes and the bus. */
 export interface Infrastructure {
@@ -43,22 +44,29 @@ const eventOwners = { [FEISHU_REQUESTED_EVENT]: "notification" };
 export function createInfrastructure(config: Config, options: InfrastructureOptions): Infrastructure {
   const logger = options.logger ?? createLogger(config.logLevel).child({ service: "smartflow-notification" });
   const routes = createRouteTable(config.outbox.routeOverrides, eventOwners);
+  const events = createEventHub<AppEvents>();
+  const onLag = (topic: string, partition: number, lag: number) =>
+    events.emit("consumer:lag", { topic, partition, lag });
   return {
     config,
     clock: options.clock ?? systemClock,
     random: options.random ?? Math.random,
     logger,
-    events: createEventHub<AppEvents>(),
+    events,
     db: createDb(config.database.target, config.database.poolSize, config.database.timeZone),
     routes,
     route: routes.service("notification"),
-    bus: options.bus ?? createBus(config, logger),
+    bus: options.bus ?? createBus(config, logger, onLag),
     relayWakeup: createWakeup(),
   };
 }
 
 /** Kafka when brokers are configured; else the in-process bus (the embedded default). */
-function createBus(config: Config, logger: Logger): MessageBus {
+function createBus(
+  config: Config,
+  logger: Logger,
+  onLag: (topic: string, partition: number, lag: number) => void,
+): MessageBus {
   const { kafka, outbox } = config;
   return kafka.brokers.length > 0
     ? createKafkaBus({
@@ -69,6 +77,7 @@ function createBus(config: Config, logger: Logger): MessageBus {
         maxBatch: outbox.consumerBatchSize,
         connectTimeoutMs: kafka.connectTimeoutMs,
         sessionTimeoutMs: kafka.sessionTimeoutMs,
+        onLag,
       })
     : createMemoryBus({
         logger: logger.child({ component: "memory-bus" }),

@@ -2,6 +2,7 @@ import type { FeishuRequestedHandler } from "../notifications/feishu-requested-h
 import {
   FEISHU_REQUESTED_EVENT,
   FEISHU_REQUESTED_VERSIONS,
+  payloadTraceId,
 } from "../notifications/feishu-requested-payload.ts";
 import type { OutboxHandler } from "../outbox/outbox-handler.ts";
 
@@ -13,7 +14,10 @@ export function feishuRequestedOutboxHandler(handler: FeishuRequestedHandler): O
   return {
     eventType: FEISHU_REQUESTED_EVENT,
     versions: FEISHU_REQUESTED_VERSIONS,
+    traceIdOf: payloadTraceId,
     handleEvents: (events) =>
-      handler.handle(events.map((event) => ({ outboxId: event.outboxId, payload: event.payload }))),
+      handler.handle(
+        events.map(({ outboxId, payload, trace }) => ({ outboxId, payload, ...(trace ? { trace } : {}) })),
+      ),
   };
 }

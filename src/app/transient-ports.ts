@@ -3,7 +3,7 @@ import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 
 /**
- * The RPCs' side of transient database errors (issue 7 item 8): every method of a port the API uses is one
+ * The RPCs' side of transient database errors: every method of a port the API uses is one
  * unit of work (a statement or a transaction), and a call that meets a deadlock, a lock wait timeout or a
  * lost connection is re-run (db/transient-retry.ts) before the caller hears of it, then with ABORTED or
  * UNAVAILABLE, never INTERNAL. The loops keep their own, slower retries and are not wrapped.

@@ -1,3 +1,4 @@
+import { secretKeyId } from "../lib/secret-box.ts";
 import { configSpec } from "./config-spec.ts";
 import { GoConfigError, type GoDeploymentFiles, readGoDeployment } from "./go-deployment.ts";
 import { ConfigError, type Env, readSpec, settingsOf, type ValuesOf } from "./setting.ts";
@@ -74,6 +75,12 @@ const crossChecks: readonly ((config: ValuesOf<typeof configSpec>) => string | u
   ({ api }) =>
     api.connections.http1HeadersTimeoutMs > api.connections.http1RequestTimeoutMs
       ? "API_HTTP1_HEADERS_TIMEOUT_MS must not exceed API_HTTP1_REQUEST_TIMEOUT_MS"
+      : undefined,
+  ({ secretsKey, secrets }) =>
+    secrets.previousKey && !secretsKey ? "SECRETS_KEY_PREVIOUS needs SECRETS_KEY (the new key)" : undefined,
+  ({ secretsKey, secrets }) =>
+    secrets.previousKey && secretsKey && secretKeyId(secretsKey) === secretKeyId(secrets.previousKey)
+      ? "SECRETS_KEY_PREVIOUS must differ from SECRETS_KEY (and have another key id)"
       : undefined,
   ({ api }) =>
     api.tlsClientCaFile && !api.tlsCertFile

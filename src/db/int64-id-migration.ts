@@ -17,7 +17,7 @@ interface ColumnInfo {
 }
 
 /**
- * Migration 0005 (issue 7): widens the id columns that this service created as `INT` before (an INT holds
+ * Migration 0005: widens the id columns that this service created as `INT` before (an INT holds
  * up to 2^31 − 1; SmartFlow's ids are int64, `bigint` in the Go services' tables) to `BIGINT`, keeping the
  * column's signedness, NOT NULL, default and comment. A column that is not `int` (bigint already: new
  * installs, tables GORM created) is left alone, so running it again changes nothing. MySQL rebuilds the

@@ -4,7 +4,7 @@ import { createPool } from "mysql2";
 /**
  * Every session of this service, as it is opened:
  * - strict SQL mode (`STRICT_TRANS_TABLES` added to the server's mode): a value out of a column's range is
- *   an error, never stored folded onto the range's end (issue 7: user 2^31 stored as user 2^31 − 1);
+ *   an error, never stored folded onto the range's end (user 2^31 was stored as user 2^31 − 1 before 64-bit ids);
  * - READ COMMITTED: this service's transactions are short and each reads what it locks, so they need no
  *   gap locks, which under REPEATABLE READ made the relay's claim, the consumer's outcomes and the
  *   requests' inserts deadlock each other. With binary logging on, READ COMMITTED needs `binlog_format=ROW`

@@ -1,4 +1,10 @@
-/** Structured JSON logs, one object per line, on stdout. Components take a `Logger`, never `console`. */
+import { activeTraceFields } from "./trace-context.ts";
+
+/**
+ * Structured JSON logs, one object per line, on stdout. Components take a `Logger`, never `console`. A line
+ * written while a span is active (the handling of one notification, one RPC) carries its `trace_id` and
+ * `span_id`; fields given to the line win over them.
+ */
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
 export type LogFields = Record<string, unknown>;
 
@@ -19,7 +25,14 @@ export function createLogger(
 ): Logger {
   const emit = (at: Exclude<LogLevel, "silent">, msg: string, fields?: LogFields) => {
     if (rank[at] < rank[level]) return;
-    const record = { level: at, time: new Date().toISOString(), msg, ...bindings, ...fields };
+    const record = {
+      level: at,
+      time: new Date().toISOString(),
+      msg,
+      ...activeTraceFields(),
+      ...bindings,
+      ...fields,
+    };
     write(`${JSON.stringify(record, replaceErrors)}\n`);
   };
   return {

@@ -11,12 +11,19 @@ export interface OutgoingMessage {
   readonly headers?: Readonly<Record<string, string>>;
 }
 
+export interface PublishOptions {
+  /** The broker must acknowledge within this; the publish rejects with `broker_unavailable` after it. */
+  readonly timeoutMs?: number;
+}
+
 export interface IncomingMessage {
   readonly topic: string;
   readonly partition: number;
   readonly offset: string;
   readonly key: string | null;
   readonly value: Buffer | null;
+  /** The message's headers as text (e.g. W3C `traceparent`, `tracestate`); a repeated one's first value. */
+  readonly headers: Readonly<Record<string, string>>;
 }
 
 export interface Subscription {
@@ -34,8 +41,12 @@ export interface MessageBus {
   readonly kind: "kafka" | "memory";
   /** Creates the topic when it is missing; never fails because it exists. */
   ensureTopic(topic: string, partitions: number): Promise<void>;
-  /** Publishes in order; rejects with `AppError('broker_unavailable')` when the broker cannot be reached. */
-  publish(topic: string, messages: readonly OutgoingMessage[]): Promise<void>;
+  /**
+   * Publishes in order; rejects with `AppError('broker_unavailable')` when the broker cannot be reached or
+   * has not acknowledged within `options.timeoutMs`. A publish that failed or timed out may still land (at
+   * least once), but it never makes a later publish's messages be taken for its duplicates.
+   */
+  publish(topic: string, messages: readonly OutgoingMessage[], options?: PublishOptions): Promise<void>;
   /** Consumes until `signal` aborts; resolves once the in-flight batch has finished. */
   subscribe(subscription: Subscription, signal: AbortSignal): Promise<void>;
   close(): Promise<void>;

@@ -1,9 +1,10 @@
-import kafkajs, { type Consumer, type EachBatchHandler, type logCreator, type Producer } from "kafkajs";
+import kafkajs, { type Consumer, type logCreator, type Producer } from "kafkajs";
 import { brokerRetry, createBackoff } from "../lib/backoff.ts";
 import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { sleep, withTimeout } from "../lib/sleep.ts";
-import type { IncomingMessage, MessageBus, Subscription } from "./bus.ts";
+import type { MessageBus, Subscription } from "./bus.ts";
+import { batchHandler } from "./kafka-batches.ts";
 import { alreadyExists, classify } from "./kafka-errors.ts";
 
 const { Kafka, Partitioners, logLevel } = kafkajs;
@@ -18,14 +19,17 @@ export interface KafkaBusOptions {
   readonly maxBatch: number;
   readonly connectTimeoutMs: number;
   /**
-   * How long the group waits for a silent member before it takes its partitions away (default 30 s). While
-   * a batch is being handled the member sends no heartbeat, so this bounds a batch's handling time too.
+   * How long the group waits for a silent member before it takes its partitions away (default 10 s). The
+   * member keeps heartbeating while a batch is being handled, so a handler waiting out a database outage
+   * keeps its partitions.
    */
   readonly sessionTimeoutMs?: number;
+  /** Told, after each handled chunk, how many messages the partition still holds past it (metrics). */
+  readonly onLag?: (topic: string, partition: number, lag: number) => void;
 }
 
 /**
- * The only file that imports kafkajs. Producer and admin connect lazily and reconnect after a failure, so a
+ * With kafka-batches.ts, the only files that import kafkajs. Producer and admin connect lazily and reconnect after a failure, so a
  * broker that is down at startup only delays publishing. Consumers commit an offset only after
  * `handleMessages` resolved `true` for the messages before it.
  */
@@ -44,11 +48,12 @@ export function createKafkaBus(options: KafkaBusOptions): MessageBus {
   return {
     kind: "kafka",
     ensureTopic: (topic, partitions) => ensureTopic(context, topic, partitions),
-    async publish(topic, messages) {
+    async publish(topic, messages, publishOptions = {}) {
       if (messages.length === 0) return;
-      try {
-        const connected = await producer.connected();
-        await connected.send({
+      let used: Producer | undefined;
+      const send = async () => {
+        used = await producer.connected();
+        await used.send({
           topic,
           messages: messages.map((message) => ({
             key: message.key === "" ? null : message.key,
@@ -56,7 +61,14 @@ export function createKafkaBus(options: KafkaBusOptions): MessageBus {
             ...(message.headers ? { headers: { ...message.headers } } : {}),
           })),
         });
+      };
+      try {
+        const { timeoutMs } = publishOptions;
+        await (timeoutMs === undefined ? send() : withTimeout(send(), timeoutMs, `publish to ${topic}`));
       } catch (error) {
+        // After a failure its batch numbers may not match the broker's (a batch written, not acknowledged),
+        // which would take the next publish for a duplicate and drop it: the next publish gets a new producer.
+        if (used) producer.retire(used);
         throw classify(error, `publish to ${topic} failed`);
       }
     },
@@ -76,7 +88,11 @@ interface KafkaContext {
   readonly consumers: Set<Consumer>;
 }
 
-/** One producer, connected on first use; a failed connection is forgotten, so the next publish retries it. */
+/**
+ * One idempotent producer (the broker drops the copies kafkajs sends again after a partial failure, which a
+ * plain producer writes twice), connected on first use. A failed connection is forgotten, so the next publish
+ * retries it; `retire` drops a producer whose publish failed.
+ */
 function lazyProducer({ kafka, options }: KafkaContext) {
   let producer: Producer | undefined;
   let producerReady: Promise<Producer> | undefined;
@@ -86,6 +102,7 @@ function lazyProducer({ kafka, options }: KafkaContext) {
         const created = kafka.producer({
           createPartitioner: Partitioners.DefaultPartitioner,
           allowAutoTopicCreation: true,
+          idempotent: true,
           retry: { initialRetryTime: 100, retries: 2, maxRetryTime: 1_000 },
         });
         try {
@@ -101,6 +118,12 @@ function lazyProducer({ kafka, options }: KafkaContext) {
         producerReady = undefined;
       });
       return producerReady;
+    },
+    retire(used: Producer) {
+      if (producer !== used) return;
+      producer = undefined;
+      producerReady = undefined;
+      used.disconnect().catch(() => undefined);
     },
     async disconnect() {
       await producer?.disconnect().catch(() => undefined);
@@ -152,6 +175,7 @@ async function consumeOnce(
   signal: AbortSignal,
 ): Promise<"stopped" | Error> {
   const sessionTimeout = options.sessionTimeoutMs ?? 10_000;
+  const heartbeatInterval = Math.max(100, Math.min(1_000, Math.floor(sessionTimeout / 10)));
   const consumer = kafka.consumer({
     groupId: subscription.groupId,
     maxWaitTimeInMs: 250,
@@ -160,7 +184,7 @@ async function consumeOnce(
     // A member is declared dead after the session timeout, and kafkajs (no static membership) rejoins a
     // restarted process as a new member, so the group waits one session timeout for the old one: keep it
     // short and heartbeat often.
-    heartbeatInterval: Math.max(100, Math.min(1_000, Math.floor(sessionTimeout / 10))),
+    heartbeatInterval,
     allowAutoTopicCreation: true,
     retry: { initialRetryTime: 200, retries: 8, maxRetryTime: 5_000 },
   });
@@ -180,7 +204,7 @@ async function consumeOnce(
     await consumer.run({
       partitionsConsumedConcurrently: options.partitionsConcurrently,
       eachBatchAutoResolve: false,
-      eachBatch: batchHandler(options.maxBatch, subscription, signal),
+      eachBatch: batchHandler(options, heartbeatInterval, subscription, signal),
     });
     return await Promise.race([aborted, crashed]);
   } catch (error) {
@@ -193,34 +217,11 @@ async function consumeOnce(
   }
 }
 
-/** Hands a partition's batch to the subscription in chunks, committing each chunk's offset once handled. */
-function batchHandler(maxBatch: number, subscription: Subscription, signal: AbortSignal): EachBatchHandler {
-  return async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
-    for (let start = 0; start < batch.messages.length; start += maxBatch) {
-      if (!isRunning() || isStale() || signal.aborted) return;
-      const chunk = batch.messages.slice(start, start + maxBatch);
-      const incoming: IncomingMessage[] = chunk.map((message) => ({
-        topic: batch.topic,
-        partition: batch.partition,
-        offset: message.offset,
-        key: message.key === null ? null : message.key.toString("utf8"),
-        value: message.value,
-      }));
-      // The offset is committed only after the handler's database writes have committed: a crash before
-      // that redelivers these messages, and the handler's guards make a redelivery harmless.
-      if (!(await subscription.handleMessages(incoming, signal))) return;
-      const last = chunk[chunk.length - 1];
-      if (last) resolveOffset(last.offset);
-      await commitOffsetsIfNecessary();
-      await heartbeat();
-    }
-  };
-}
-
 function kafkaLogCreator(logger: Logger): logCreator {
   return () =>
     ({ level, log }) => {
       const { message, ...fields } = log;
+      if (message.startsWith("Limiting retries for the idempotent producer")) return; // see lazyProducer
       const child = { component: "kafkajs", ...fields };
       if (level === logLevel.ERROR) logger.warn(`kafkajs: ${message}`, child);
       else if (level === logLevel.WARN) logger.info(`kafkajs: ${message}`, child);

@@ -119,6 +119,7 @@ async function consumePartition(
       offset: String(committed + i),
       key: message.key,
       value: Buffer.from(message.value, "utf8"),
+      headers: { ...message.headers },
     }));
     let done: boolean;
     try {

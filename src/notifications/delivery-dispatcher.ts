@@ -5,8 +5,9 @@ import { describeError } from "../lib/errors.ts";
 import type { EventHub } from "../lib/event-hub.ts";
 import type { Logger } from "../lib/logger.ts";
 import { createWakeup, sleep } from "../lib/sleep.ts";
+import { contextOfCarrier, contextOfTraceId, withContext } from "../lib/trace-context.ts";
 import type { Channel } from "./channel.ts";
-import { attemptDelivery } from "./delivery-attempt.ts";
+import { attemptDelivery, isUsable } from "./delivery-attempt.ts";
 import { budgetJobs } from "./delivery-budgeting.ts";
 import type { DeliveryEvents } from "./delivery-events.ts";
 import {
@@ -21,7 +22,7 @@ import type { DeliveryProvider } from "./ports/delivery-provider.ts";
 import type { RecordClaims } from "./ports/record-store.ts";
 import type { SendBudget } from "./ports/send-budget.ts";
 import type { NotificationRecord } from "./record.ts";
-import { attemptResult } from "./record-state.ts";
+import { attemptResult, SENDING_LEASE_EXPIRED } from "./record-state.ts";
 import { createResultFlusher } from "./result-flusher.ts";
 
 export interface DispatcherOptions {
@@ -143,7 +144,10 @@ async function claimAndSend(state: LoopState, max: number): Promise<"claimed" | 
   }
   const claimedIds = new Set(claimed.map((record) => record.id));
   for (const job of jobs) if (!claimedIds.has(job.recordId)) queue.forget(job.recordId);
-  if (claimed.length > 0) events.emit("delivery:claimed", { ids: [...claimedIds], at: now.getTime() });
+  if (claimed.length > 0) {
+    const leaseRecovered = claimed.filter((r) => r.lastErrorCode === SENDING_LEASE_EXPIRED).length;
+    events.emit("delivery:claimed", { ids: [...claimedIds], at: now.getTime(), leaseRecovered });
+  }
   const jobOf = new Map(jobs.map((job) => [job.recordId, job]));
   for (const record of claimed) {
     const job = jobOf.get(record.id) ?? { recordId: record.id, userId: record.userId };
@@ -195,8 +199,19 @@ async function send(
   job: DeliveryJob,
   token: string,
 ) {
-  const { provider, logger, clock, options, flusher } = state;
-  const sent = await attemptDelivery(record, channel, provider, logger);
+  const { provider, logger, clock, options, flusher, events } = state;
+  const started = clock.now().getTime();
+  const sent = await withContext(jobContext(job, record), () =>
+    attemptDelivery(record, channel, provider, logger),
+  );
+  const durationMs = clock.now().getTime() - started;
+  const kind = isUsable(channel) ? channel.webhookKind : "none";
+  events.emit("delivery:attempted", { provider: kind, outcome: sent.outcome, durationMs });
   const result = attemptResult(record, token, sent, clock.now(), options.retryDelayMs);
   flusher.add({ result, job, outcome: sent.outcome, attemptCount: record.attemptCount });
+}
+
+/** The trace a send continues: its event's, else the W3C trace id its record names (a retry), else none. */
+export function jobContext(job: DeliveryJob, record: NotificationRecord) {
+  return contextOfCarrier(job.trace) ?? contextOfTraceId(record.traceId);
 }

@@ -9,8 +9,17 @@ export interface DeliveryEvents {
     readonly reused: boolean;
     readonly queued: boolean;
   };
-  /** A claim won these records at clock time `at` (ms). */
-  "delivery:claimed": { readonly ids: readonly RecordId[]; readonly at: number };
+  /**
+   * A claim won these records at clock time `at` (ms); `leaseRecovered` of them were `sending` under a lease
+   * that had expired (their previous sender died or hung).
+   */
+  "delivery:claimed": {
+    readonly ids: readonly RecordId[];
+    readonly at: number;
+    readonly leaseRecovered: number;
+  };
+  /** One attempt finished: the webhook kind (or "none" without a usable channel), its outcome, its duration. */
+  "delivery:attempted": { readonly provider: string; readonly outcome: string; readonly durationMs: number };
   /** The rate limit held a user's next job back at clock time `at`, asking it to wait `waitMs`. */
   "delivery:throttled": { readonly userId: UserId; readonly waitMs: number; readonly at: number };
   "delivery:result": {

@@ -1,3 +1,4 @@
+import type { TraceCarrier } from "../lib/trace-context.ts";
 import type { OutboxId, RecordId, UserId } from "./ids.ts";
 
 /** A record to send, and for whom (one user = one webhook; users may share one, and its send budget). */
@@ -7,6 +8,8 @@ export interface DeliveryJob {
   /** The outbox row the job came from, for the log line; absent for retries. */
   readonly outboxId?: OutboxId;
   readonly reused?: boolean;
+  /** The trace the send continues (the event's); a retry continues the record's `trace_id` when W3C. */
+  readonly trace?: TraceCarrier;
 }
 
 /** How intake, the retry loop and operators ask for sends; a record already queued or in flight is ignored. */

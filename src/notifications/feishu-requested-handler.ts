@@ -2,6 +2,7 @@ import type { Clock } from "../lib/clock.ts";
 import { AppError } from "../lib/errors.ts";
 import type { EventHub } from "../lib/event-hub.ts";
 import type { Logger } from "../lib/logger.ts";
+import { contextOfCarrier, type TraceCarrier, withContext } from "../lib/trace-context.ts";
 import type { DeliveryEvents } from "./delivery-events.ts";
 import type { DeliveryJob, DeliverySubmitter } from "./delivery-queue.ts";
 import { GO_DEAD_PREFIX, parseFeishuRequestedPayload } from "./feishu-requested-payload.ts";
@@ -15,6 +16,8 @@ import { needsSend } from "./record-state.ts";
 export interface RequestedEvent {
   readonly outboxId: OutboxId;
   readonly payload: string;
+  /** The trace its handling continues (the outbox consumer's span), carried on to its send. */
+  readonly trace?: TraceCarrier;
 }
 
 export interface FeishuRequestedHandler {
@@ -60,18 +63,27 @@ export function createFeishuRequestedHandler(deps: {
       const stored = await records.intake(items, now);
       const jobs: DeliveryJob[] = [];
       stored.forEach(({ record, reused }, i) => {
-        const { outboxId } = (items[i] as (typeof items)[number]).event;
+        const { outboxId, trace } = (items[i] as (typeof items)[number]).event;
         const queued = needsSend(record, now, leaseMs);
-        if (queued) jobs.push({ recordId: record.id, userId: record.userId, outboxId, reused });
-        else {
-          logger.info("notification event consumed without a send", {
-            outbox_id: outboxId,
-            notification_id: record.id,
-            status: record.status,
-            delivered: false,
+        if (queued) {
+          jobs.push({
+            recordId: record.id,
+            userId: record.userId,
+            outboxId,
             reused,
-            attempt_count: record.attemptCount,
+            ...(trace ? { trace } : {}),
           });
+        } else {
+          withContext(contextOfCarrier(trace), () =>
+            logger.info("notification event consumed without a send", {
+              outbox_id: outboxId,
+              notification_id: record.id,
+              status: record.status,
+              delivered: false,
+              reused,
+              attempt_count: record.attemptCount,
+            }),
+          );
         }
         events.emit("intake:record", {
           outboxId,

@@ -115,3 +115,17 @@ export function parseFeishuRequestedPayload(json: string): FeishuRequestedPayloa
     requestedAt,
   };
 }
+
+/**
+ * The payload's `trace_id` alone (trimmed; "" when there is none or the payload cannot be read, which the
+ * handler reports itself): the trace a row written by a Go producer, without a `traceparent`, continues.
+ */
+export function payloadTraceId(json: string): string {
+  try {
+    const value = parseJsonObject(json).value.trace_id;
+    return typeof value === "string" ? value.trim() : "";
+  } catch (error) {
+    if (error instanceof SyntaxError || error instanceof TypeError) return "";
+    throw error;
+  }
+}

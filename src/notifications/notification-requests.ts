@@ -1,5 +1,6 @@
 import { AppError } from "../lib/errors.ts";
 import { stringifyJson } from "../lib/json-int64.ts";
+import { activeTraceFields } from "../lib/trace-context.ts";
 import { buildFeishuDedupeKey } from "./dedupe-key.ts";
 import {
   FEISHU_REQUESTED_EVENT,
@@ -87,8 +88,13 @@ function validEventId(raw: string): string {
   return eventId;
 }
 
-/** SmartFlow's JSON payload, checked with the consumer's own rules: nothing dead on arrival is written. */
+/**
+ * SmartFlow's JSON payload, checked with the consumer's own rules: nothing dead on arrival is written. Without
+ * a caller's `trace_id`, it is the request's W3C trace id (when tracing is on), so the record names its trace
+ * and a later retry of its send continues it.
+ */
 function toPayload(input: NotificationRequest, dedupeKey: string) {
+  const traceId = input.traceId || activeTraceFields()?.trace_id;
   const payload = {
     user_id: input.userId,
     trigger_id: input.triggerId,
@@ -100,7 +106,7 @@ function toPayload(input: NotificationRequest, dedupeKey: string) {
     target_url: input.targetUrl,
     ...(input.summaryText ? { summary_text: input.summaryText } : {}),
     ...(input.fallbackText ? { fallback_text: input.fallbackText } : {}),
-    ...(input.traceId ? { trace_id: input.traceId } : {}),
+    ...(traceId ? { trace_id: traceId } : {}),
     requested_at: input.requestedAt.toISOString(),
   };
   try {

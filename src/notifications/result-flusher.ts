@@ -4,6 +4,7 @@ import { describeError } from "../lib/errors.ts";
 import type { EventHub } from "../lib/event-hub.ts";
 import type { Logger } from "../lib/logger.ts";
 import { createWakeup, sleep } from "../lib/sleep.ts";
+import { contextOfCarrier, withContext } from "../lib/trace-context.ts";
 import type { DeliveryEvents } from "./delivery-events.ts";
 import type { DeliveryJob } from "./delivery-queue.ts";
 import type { RecordId } from "./ids.ts";
@@ -92,15 +93,17 @@ function report(
       status: result.status,
     });
   }
-  logger.info("notification delivery attempt finished", {
-    outbox_id: job.outboxId ?? null,
-    notification_id: result.id,
-    status: result.status,
-    delivered: result.status === RecordStatus.sent,
-    reused: job.reused ?? false,
-    attempt_count: attemptCount,
-    error_code: result.lastErrorCode,
-  });
+  withContext(contextOfCarrier(job.trace), () =>
+    logger.info("notification delivery attempt finished", {
+      outbox_id: job.outboxId ?? null,
+      notification_id: result.id,
+      status: result.status,
+      delivered: result.status === RecordStatus.sent,
+      reused: job.reused ?? false,
+      attempt_count: attemptCount,
+      error_code: result.lastErrorCode,
+    }),
+  );
   events.emit("delivery:result", {
     recordId: result.id,
     status: result.status,

@@ -1,4 +1,6 @@
 import { AppError, describeError } from "../lib/errors.ts";
+import type { TraceCarrier } from "../lib/trace-context.ts";
+import { type MessageOrigin, startConsumeSpan } from "./consumer-tracing.ts";
 import type { KafkaEnvelope } from "./envelope.ts";
 import type { EventFailure, OutboxEvent, OutboxHandler } from "./outbox-handler.ts";
 import type { Outcomes } from "./store/consumer-store.ts";
@@ -9,11 +11,15 @@ export interface WorkItem {
   readonly envelope: KafkaEnvelope;
   readonly key: string;
   readonly row: RowState;
+  readonly origin: MessageOrigin;
 }
+
+/** Why a message is dead, as a bounded label (metrics): the reason itself is free text. */
+export type DeadReasonClass = "unreadable" | "no_handler" | "version_mismatch" | "rejected";
 
 export type Decision =
   | { readonly kind: "consumed" }
-  | { readonly kind: "dead"; readonly reason: string }
+  | { readonly kind: "dead"; readonly reason: string; readonly reasonClass: DeadReasonClass }
   | { readonly kind: "retry"; readonly reason: string }
   | { readonly kind: "deferred"; readonly reason: string; readonly delayMs: number };
 
@@ -23,7 +29,7 @@ export function decisionOf(failure: EventFailure | undefined): Decision {
   const reason = describeError(failure);
   if (AppError.is(failure, "deferred"))
     return { kind: "deferred", reason, delayMs: failure.retryAfterMs ?? 1_000 };
-  if (AppError.is(failure) && !failure.retryable) return { kind: "dead", reason };
+  if (AppError.is(failure) && !failure.retryable) return { kind: "dead", reason, reasonClass: "rejected" };
   return { kind: "retry", reason: `handler failed: ${reason}` };
 }
 
@@ -44,12 +50,14 @@ export async function decideAll(
       decisions[index] = {
         kind: "dead",
         reason: `no handler registered for event type ${envelope.eventType}`,
+        reasonClass: "no_handler",
       };
     } else if (!handler.versions.includes(envelope.eventVersion.trim())) {
       // SmartFlow's Go handler's `last_error` for this, word for word (operators search for it).
       decisions[index] = {
         kind: "dead",
         reason: `${envelope.eventType} event_version 不匹配: ${envelope.eventVersion.trim()}`,
+        reasonClass: "version_mismatch",
       };
     } else {
       const group = byHandler.get(handler);
@@ -58,7 +66,11 @@ export async function decideAll(
     }
   });
   for (const [handler, indexes] of byHandler) {
-    const events = indexes.map((index) => toEvent(work[index] as WorkItem));
+    const spans = indexes.map((index) => {
+      const item = work[index] as WorkItem;
+      return startConsumeSpan(item.origin, item.envelope.outboxId, item.envelope.payload, handler);
+    });
+    const events = indexes.map((index, i) => toEvent(work[index] as WorkItem, spans[i]?.trace));
     let failures: readonly (EventFailure | undefined)[];
     try {
       failures = await handler.handleEvents(events, signal);
@@ -66,7 +78,9 @@ export async function decideAll(
       failures = events.map(() => error ?? new Error("handler threw nothing"));
     }
     indexes.forEach((index, i) => {
-      decisions[index] = decisionOf(failures[i]);
+      const decision = decisionOf(failures[i]);
+      decisions[index] = decision;
+      spans[i]?.end(decision.kind === "consumed" ? undefined : `${decision.kind}: ${decision.reason}`);
     });
   }
   return decisions;
@@ -109,7 +123,7 @@ export function toOutcomes(
   return outcomes;
 }
 
-function toEvent({ envelope, key, row }: WorkItem): OutboxEvent {
+function toEvent({ envelope, key, row }: WorkItem, trace: TraceCarrier | undefined): OutboxEvent {
   return {
     outboxId: envelope.outboxId,
     eventId: envelope.eventId,
@@ -119,5 +133,6 @@ function toEvent({ envelope, key, row }: WorkItem): OutboxEvent {
     payload: envelope.payload,
     messageKey: key,
     retryCount: row.retryCount,
+    ...(trace ? { trace } : {}),
   };
 }

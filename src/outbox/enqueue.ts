@@ -3,6 +3,7 @@ import type { DbTraits } from "../db/db-traits.ts";
 import type { Database, OutboxTableName } from "../db/schema.ts";
 import { AppError } from "../lib/errors.ts";
 import { stringifyJson } from "../lib/json-int64.ts";
+import { carrierOf, type TraceCarrier } from "../lib/trace-context.ts";
 import { encodeRowEnvelope } from "./envelope.ts";
 import { OutboxStatus } from "./outbox-status.ts";
 import type { RouteTable } from "./routes.ts";
@@ -18,6 +19,8 @@ export interface NewOutboxEvent {
   readonly eventVersion?: string;
   readonly aggregateId?: string;
   readonly maxRetry?: number;
+  /** The trace the event continues; the active span's when absent (none when there is none). */
+  readonly trace?: TraceCarrier;
 }
 
 export interface Enqueuer {
@@ -54,6 +57,7 @@ export function createEnqueuer(deps: {
       const payload = typeof event.payload === "string" ? event.payload : stringifyJson(event.payload);
       const now = deps.traits.time(deps.now());
       const maxRetry = event.maxRetry !== undefined && event.maxRetry > 0 ? event.maxRetry : undefined;
+      const trace = event.trace ?? carrierOf();
       const result = await trx
         .insertInto(route.table as OutboxTableName)
         .values({
@@ -67,6 +71,7 @@ export function createEnqueuer(deps: {
             eventVersion: event.eventVersion ?? "",
             aggregateId: event.aggregateId ?? event.messageKey,
             payload,
+            ...trace,
           }),
           status: OutboxStatus.pending,
           retry_count: 0,

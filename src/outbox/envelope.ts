@@ -5,6 +5,8 @@ import { type JsonObjectText, parseJsonObject } from "../lib/json-int64.ts";
  * - the row envelope stored in `payload`: `{event_id?, event_type, event_version?, aggregate_id?, payload}`;
  * - the Kafka message value: `{outbox_id, event_id?, event_type, event_version?, aggregate_id?, payload,
  *   service_name?}`, keyed by the row's `message_key`.
+ * The row envelope may also hold the producer's W3C trace context (`traceparent`, `tracestate`): fields this
+ * service adds, which SmartFlow's Go decoders ignore; the relay carries them as the Kafka message's headers.
  * The payload is carried as its exact JSON text (Go's `json.RawMessage`), never parsed and written again:
  * that would round its 64-bit ids past 2^53.
  */
@@ -15,6 +17,9 @@ export interface RowEnvelope {
   readonly aggregateId: string;
   /** The event payload as raw JSON text. */
   readonly payload: string;
+  /** The producer's trace context, when it had one. */
+  readonly traceparent?: string;
+  readonly tracestate?: string;
 }
 
 export interface KafkaEnvelope extends RowEnvelope {
@@ -33,6 +38,8 @@ export function encodeRowEnvelope(envelope: RowEnvelope): string {
     ...optionalField("event_version", envelope.eventVersion),
     ...optionalField("aggregate_id", envelope.aggregateId),
     `"payload":${envelope.payload}`,
+    ...optionalField("traceparent", envelope.traceparent ?? ""),
+    ...optionalField("tracestate", envelope.tracestate ?? ""),
   ].join(",")}}`;
 }
 
@@ -53,8 +60,16 @@ export function decodeRowEnvelope(text: string): Decoded<RowEnvelope> {
       eventVersion: stringField(raw, "event_version"),
       aggregateId: stringField(raw, "aggregate_id"),
       payload: parsed.value.raw("payload") ?? "null",
+      ...traceFields(raw),
     },
   };
+}
+
+function traceFields(raw: Readonly<Record<string, unknown>>): { traceparent?: string; tracestate?: string } {
+  const traceparent = stringField(raw, "traceparent");
+  if (!traceparent) return {};
+  const tracestate = stringField(raw, "tracestate");
+  return tracestate ? { traceparent, tracestate } : { traceparent };
 }
 
 export function encodeKafkaEnvelope(envelope: KafkaEnvelope): string {

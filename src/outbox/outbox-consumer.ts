@@ -5,7 +5,8 @@ import type { EventHub } from "../lib/event-hub.ts";
 import type { Logger } from "../lib/logger.ts";
 import { sleep } from "../lib/sleep.ts";
 import type { IncomingMessage, MessageBus } from "../messaging/bus.ts";
-import { decideAll, toOutcomes, type WorkItem } from "./consumer-decisions.ts";
+import { type Decision, decideAll, toOutcomes, type WorkItem } from "./consumer-decisions.ts";
+import type { MessageOrigin } from "./consumer-tracing.ts";
 import { decodeKafkaEnvelope, type KafkaEnvelope } from "./envelope.ts";
 import type { OutboxEvents } from "./outbox-events.ts";
 import type { OutboxHandler } from "./outbox-handler.ts";
@@ -101,14 +102,23 @@ async function consumeBatch(
     retried: outcomes.retry.map((r) => r.row.id),
     deferred: outcomes.deferred.map((d) => d.id),
     skipped,
+    deadByClass: deadByClass(decisions, unreadable.length),
   });
   return true;
+}
+
+function deadByClass(decisions: readonly Decision[], unreadable: number): Record<string, number> {
+  const counts: Record<string, number> = unreadable > 0 ? { unreadable } : {};
+  for (const decision of decisions) {
+    if (decision.kind === "dead") counts[decision.reasonClass] = (counts[decision.reasonClass] ?? 0) + 1;
+  }
+  return counts;
 }
 
 /** Decodes a batch; nothing is dropped silently (weakness 17). A message seen twice is handled once. */
 function decodeMessages({ route, logger, events }: Context, messages: readonly IncomingMessage[]) {
   const unreadable: { id: number; reason: string }[] = [];
-  const candidates = new Map<number, { envelope: KafkaEnvelope; key: string }>();
+  const candidates = new Map<number, { envelope: KafkaEnvelope; key: string; origin: MessageOrigin }>();
   for (const message of messages) {
     const where = { topic: message.topic, offset: message.offset };
     const decoded = decodeKafkaEnvelope(message.value);
@@ -133,7 +143,7 @@ function decodeMessages({ route, logger, events }: Context, messages: readonly I
     }
     // A row re-published while an earlier copy is still in the topic arrives twice: handle it once.
     if (!candidates.has(envelope.outboxId)) {
-      candidates.set(envelope.outboxId, { envelope, key: message.key ?? "" });
+      candidates.set(envelope.outboxId, { envelope, key: message.key ?? "", origin: message });
     }
   }
   return { candidates, unreadable };

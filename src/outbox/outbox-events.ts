@@ -1,6 +1,7 @@
 /** Events the outbox loops emit; tests await them (nothing in production subscribes yet). */
 export interface OutboxEvents {
-  "relay:published": { readonly ids: readonly number[]; readonly topic: string };
+  /** The broker acknowledged these rows; the publish took `durationMs` (clock time). */
+  "relay:published": { readonly ids: readonly number[]; readonly topic: string; readonly durationMs: number };
   "relay:failed": {
     readonly ids: readonly number[];
     readonly error: string;
@@ -13,6 +14,8 @@ export interface OutboxEvents {
     readonly retried: readonly number[];
     readonly deferred: readonly number[];
     readonly skipped: readonly number[];
+    /** The dead ones by reason class (unreadable, no_handler, version_mismatch, rejected). */
+    readonly deadByClass: Readonly<Record<string, number>>;
   };
   "consumer:dropped": { readonly reason: string; readonly topic: string; readonly offset: string };
   "sweeper:requeued": { readonly retried: number; readonly exhausted: number; readonly expired: number };

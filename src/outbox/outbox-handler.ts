@@ -1,4 +1,5 @@
 import { mapByKey } from "../lib/concurrency.ts";
+import type { TraceCarrier } from "../lib/trace-context.ts";
 
 /** An outbox event as a handler sees it. */
 export interface OutboxEvent {
@@ -12,6 +13,8 @@ export interface OutboxEvent {
   readonly messageKey: string;
   /** How many earlier attempts failed (the row's `retry_count`). */
   readonly retryCount: number;
+  /** The trace its handling continues (the consumer span's), when there is one. */
+  readonly trace?: TraceCarrier;
 }
 
 /**
@@ -33,6 +36,11 @@ export interface OutboxHandler {
   readonly eventType: string;
   /** Accepted `event_version` values, compared after trimming; others are `dead`. */
   readonly versions: readonly string[];
+  /**
+   * A W3C trace id the payload names, continued when the message has no `traceparent` header (a row a Go
+   * producer wrote); optional.
+   */
+  readonly traceIdOf?: (payload: string) => string | undefined;
   handleEvents(
     events: readonly OutboxEvent[],
     signal: AbortSignal,

@@ -4,7 +4,7 @@ import type { EventHub } from "../lib/event-hub.ts";
 import type { Logger } from "../lib/logger.ts";
 import { TimeoutError, withTimeout } from "../lib/sleep.ts";
 import type { MessageBus, OutgoingMessage } from "../messaging/bus.ts";
-import { decodeRowEnvelope, encodeKafkaEnvelope } from "./envelope.ts";
+import { decodeRowEnvelope, encodeKafkaEnvelope, type RowEnvelope } from "./envelope.ts";
 import type { OutboxEvents } from "./outbox-events.ts";
 import type { ServiceRoute } from "./routes.ts";
 import type { ClaimedRow, RelayStore } from "./store/relay-store.ts";
@@ -90,6 +90,7 @@ async function groupByTopic(deps: PublisherDeps, rows: readonly ClaimedRow[]): P
     group.rows.push(row);
     group.messages.push({
       key: row.messageKey,
+      ...traceHeaders(envelope),
       value: encodeKafkaEnvelope({
         ...envelope,
         outboxId: row.id,
@@ -105,6 +106,12 @@ async function groupByTopic(deps: PublisherDeps, rows: readonly ClaimedRow[]): P
     deps.events.emit("relay:dead", { ids: poison.map((p) => p.id), reason: poison[0]?.reason ?? "" });
   }
   return [...byTopic.values()];
+}
+
+/** The producer's trace context as the message's W3C headers (none for a row written without one). */
+function traceHeaders({ traceparent, tracestate }: RowEnvelope): { headers?: Record<string, string> } {
+  if (!traceparent) return {};
+  return { headers: tracestate ? { traceparent, tracestate } : { traceparent } };
 }
 
 async function publishOneByOne(deps: PublisherDeps, group: TopicGroup): Promise<BatchResult> {
@@ -136,14 +143,18 @@ async function publish(
   rows: readonly ClaimedRow[],
   messages: readonly OutgoingMessage[],
 ) {
-  await withTimeout(deps.bus.publish(topic, messages), deps.publishTimeoutMs, `publish to ${topic}`);
+  const timeoutMs = deps.publishTimeoutMs;
+  const started = deps.clock.now().getTime();
+  // The bus times out on its own (and retires its producer); this guards against a bus that does not.
+  await withTimeout(deps.bus.publish(topic, messages, { timeoutMs }), timeoutMs, `publish to ${topic}`);
+  const durationMs = deps.clock.now().getTime() - started;
   const ids = rows.map((row) => row.id);
   await settle(
     deps,
     () => deps.store.markPublished(ids, deps.clock.now()),
     "record the broker's acknowledgement",
   );
-  deps.events.emit("relay:published", { ids, topic });
+  deps.events.emit("relay:published", { ids, topic, durationMs });
 }
 
 async function failRows(deps: PublisherDeps, rows: readonly ClaimedRow[], error: unknown) {

@@ -15,10 +15,14 @@ import { createTestDatabase, mysqlServerUrl } from "../support/mysql.ts";
 const main = fileURLToPath(new URL("../../src/main.ts", import.meta.url));
 const tsx = import.meta.resolve("tsx");
 
-/** A few variables a process needs, and none of this service's own keys: only the Go deployment's. */
+/**
+ * A few variables a process needs, and none of this service's own keys but one: only the Go deployment's. The
+ * exception is METRICS_ADDR, whose fixed default port would clash between runs on one machine.
+ */
 function bareEnv(extra: Record<string, string>): Record<string, string> {
   const keep = ["PATH", "HOME", "TMPDIR", "LANG"].filter((key) => process.env[key] !== undefined);
-  return { ...Object.fromEntries(keep.map((key) => [key, process.env[key] as string])), ...extra };
+  const own = { METRICS_ADDR: "127.0.0.1:0" };
+  return { ...Object.fromEntries(keep.map((key) => [key, process.env[key] as string])), ...own, ...extra };
 }
 
 /** The service as a Go deployment would run it in place of the Go binary: in the directory of config.yaml. */

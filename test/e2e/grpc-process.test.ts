@@ -24,6 +24,7 @@ async function startService(dir: string, env: Record<string, string> = {}) {
       ...process.env,
       LOG_LEVEL: "info",
       GRPC_ADDR: "127.0.0.1:0",
+      METRICS_ADDR: "127.0.0.1:0",
       DATABASE_URL: `sqlite:${join(dir, "db.sqlite")}`,
       KAFKA_BROKERS: "",
       ...env,

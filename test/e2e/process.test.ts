@@ -9,7 +9,7 @@ import { test } from "node:test";
 /** The process edge, as deployed: `node --import tsx src/main.ts`. */
 function startService(env: Record<string, string>) {
   const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-    env: { ...process.env, LOG_LEVEL: "info", GRPC_ADDR: "127.0.0.1:0", ...env },
+    env: { ...process.env, LOG_LEVEL: "info", GRPC_ADDR: "127.0.0.1:0", METRICS_ADDR: "127.0.0.1:0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const lines: string[] = [];

@@ -1,5 +1,5 @@
 /**
- * Issue 7 item 5, on the real process (`node --import tsx src/main.ts`): SIGTERM is one budget. With an idle
+ * On the real process (`node --import tsx src/main.ts`): SIGTERM is one budget. With an idle
  * HTTP/2 connection, a request whose body never ends, a silent TCP connection, an RPC waiting on a webhook
  * that never answers and a delivery waiting on another, the process exits 0 within SHUTDOWN_GRACE_MS plus
  * the closing margin (before, the API's close and then the loops' drain each took up to the grace time).
@@ -38,6 +38,7 @@ test("SIGTERM with idle and half-sent connections and hanging webhooks exits wit
       ...process.env,
       LOG_LEVEL: "info",
       GRPC_ADDR: "127.0.0.1:0",
+      METRICS_ADDR: "127.0.0.1:0",
       DATABASE_URL: `sqlite:${join(dir, "db.sqlite")}`,
       KAFKA_BROKERS: "",
       SHUTDOWN_GRACE_MS: String(GRACE_MS),

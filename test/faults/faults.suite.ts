@@ -1,5 +1,5 @@
 /**
- * `make test-faults`: the service under the faults of issue 11, driven only from outside (environment, the
+ * `make test-faults`: the service under broker, database, process and webhook faults, driven only from outside (environment, the
  * process, the database, the broker, the fake webhook). Each scenario sends 2,000 notifications across 1,000
  * users at 200/s; its fault hits a third of the way in. A scenario fails its test when a notification is lost,
  * when one is sent twice where that is not allowed, or when the last one goes out more than 15 s after the
@@ -82,7 +82,7 @@ const scenarios: ScenarioSpec[] = [
     title: "two instances, one SIGKILLed, the other carries on",
     instances: 2,
     // The killed instance's accepted-but-unrecorded POSTs are re-sent by the survivor after the lease: the same
-    // bound as scenario 3 (issue 11 asks for 0; see the report).
+    // bound as scenario 3 (the goal is 0; see the report).
     duplicates: "in-flight",
     behaviour: { delayMs: 200 },
     async fault(ctx) {
@@ -219,7 +219,7 @@ function crashLoopScenario(): ScenarioSpec {
   };
 }
 
-describe("faults (issue 11): the service from outside, under a broker, database, process and webhook fault", () => {
+describe("faults: the service from outside, under a broker, database, process and webhook fault", () => {
   let infra: Infra | undefined;
   let db: PrivateMariaDb | undefined;
   let kafka: PrivateKafka | undefined;

@@ -21,6 +21,9 @@ import { faultsDir, type GroupView, type PrivateKafka, type PrivateMariaDb } fro
 import { dedupeKeyOf, insertChannels, type Load, OUTBOX_TABLE, startLoad } from "./load.ts";
 import { type LogLine, type ServiceProcess, spawnService } from "./service.ts";
 
+/** `FAULTS_RECOVERY_GOAL=report` (how `make test` runs the faults): a slow recovery is a note, not a failure. */
+const recoveryGoalAsserted = process.env.FAULTS_RECOVERY_GOAL !== "report";
+
 export interface Infra {
   readonly db: PrivateMariaDb;
   readonly kafka: PrivateKafka;
@@ -153,6 +156,7 @@ export async function runScenario(infra: Infra, spec: ScenarioSpec): Promise<Sce
     OUTBOX_SERVICES_NOTIFICATION_TOPIC: `faults.s${spec.id}.${tag}`,
     OUTBOX_SERVICES_NOTIFICATION_GROUP_ID: `faults-s${spec.id}-${tag}`,
     GRPC_ADDR: "127.0.0.1:0",
+    METRICS_ADDR: "127.0.0.1:0",
     FEISHU_ALLOWED_HOSTS: fake.host,
     FEISHU_CA_FILE: caFile,
     FRONTEND_BASE_URL: "https://app.faults.test",
@@ -334,8 +338,12 @@ export async function runScenario(infra: Infra, spec: ScenarioSpec): Promise<Sce
     if (spec.duplicates === "none" && duplicated > 0) failures.push(`${duplicated} duplicated (goal: 0)`);
     if (spec.duplicates === "in-flight" && beyond > 0)
       failures.push(`${beyond} duplicated that were not in flight at the kill`);
-    if (recoveryS !== null && recoveryS * 1000 > goal)
-      failures.push(`recovery ${recoveryS.toFixed(1)} s > ${goal / 1000} s`);
+    if (recoveryS !== null && recoveryS * 1000 > goal) {
+      const missed = `recovery ${recoveryS.toFixed(1)} s > ${goal / 1000} s`;
+      // In `make test` a time is reported, never asserted (a shared CI machine is noisy); `make test-faults` asserts it.
+      if (recoveryGoalAsserted) failures.push(missed);
+      else notes.push(`${missed} (reported, not asserted: FAULTS_RECOVERY_GOAL=report)`);
+    }
     if (!alive) failures.push("an instance that should be running has exited");
 
     result = {

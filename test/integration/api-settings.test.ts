@@ -53,9 +53,12 @@ test("API_* connection keys: max streams, handshake timeout, HTTP/1.1 head timeo
 test("without API_TOKEN, startup warns that the operations service is open; with it, it does not", async () => {
   const warnings = async (env: Record<string, string>) => {
     const lines: string[] = [];
-    const app = createApp(loadConfig({ DATABASE_URL: "sqlite::memory:", GRPC_ADDR: "127.0.0.1:0", ...env }), {
-      logger: createLogger("warn", (line) => lines.push(line)),
-    });
+    const app = createApp(
+      loadConfig({ DATABASE_URL: "sqlite::memory:", GRPC_ADDR: "127.0.0.1:0", METRICS_ADDR: "", ...env }),
+      {
+        logger: createLogger("warn", (line) => lines.push(line)),
+      },
+    );
     await app.start();
     await app.stop();
     return lines

@@ -75,6 +75,34 @@ for (const { name, create } of buses) {
       }
     });
 
+    test("headers reach the consumer as text; a message without any has none", async () => {
+      const bus = create();
+      const topic = uniqueName("contract.headers");
+      try {
+        await bus.ensureTopic(topic, 1);
+        const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        await bus.publish(topic, [
+          { key: "k", value: "traced", headers: { traceparent, tracestate: "vendor=x" } },
+          { key: "k", value: "plain" },
+        ]);
+        const received: IncomingMessage[] = [];
+        await consumeUntil(bus, topic, uniqueName("g"), async (messages, stop) => {
+          received.push(...messages);
+          if (received.length >= 2) stop();
+          return true;
+        });
+        assert.deepEqual(
+          received.map((m) => [text(m), m.headers]),
+          [
+            ["traced", { traceparent, tracestate: "vendor=x" }],
+            ["plain", {}],
+          ],
+        );
+      } finally {
+        await bus.close();
+      }
+    });
+
     test("a batch whose handler throws is delivered again", async () => {
       const bus = create();
       const topic = uniqueName("contract.redeliver");

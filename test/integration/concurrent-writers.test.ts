@@ -38,7 +38,7 @@ async function onWorkers(workers: number, count: number, job: (i: number) => Pro
 }
 
 /**
- * Issue 7 item 8, the whole write path at once on MariaDB + Kafka: 50 concurrent RequestFeishuNotification
+ * The whole write path at once on MariaDB + Kafka: 50 concurrent RequestFeishuNotification
  * callers (2,000 calls), SmartFlow's Go producers inserting outbox rows in their own sessions (1,000 rows,
  * REPEATABLE READ as a Go service's), while the relay claims, the consumer writes outcomes and records, and
  * the dispatcher writes results; the relay's batch is the default. Measured here before the change

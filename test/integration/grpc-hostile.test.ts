@@ -1,5 +1,5 @@
 /**
- * Hostile and careless peers against the API (issue 7): echoed input that would blow the trailers, a gzip
+ * Hostile and careless peers against the API: echoed input that would blow the trailers, a gzip
  * bomb, connections that never finish their handshake at shutdown, max connection age, the bearer scheme's
  * case, and the log line of an unexpected error. Protocol-level answers are in grpc-conformance.test.ts.
  */

@@ -21,7 +21,7 @@ import { errorDetails, grpc, legacyClient, rpcClient } from "../support/grpc-cli
 import { backends, createTestEnv, query, recordEvents, startApp, type TestEnv } from "../support/harness.ts";
 
 /**
- * Issue 7 item 3: SmartFlow's user and target ids are int64. Ids past 2^31 − 1 (where an INT column folded
+ * SmartFlow's user and target ids are int64. Ids past 2^31 − 1 (where an INT column folded
  * them onto 2147483647) and past 2^53 (where a JavaScript number rounds them) are stored, read and sent as
  * themselves, end to end: a row in the Go producer's format, the records, the webhook body, both APIs.
  */

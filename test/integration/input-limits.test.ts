@@ -18,7 +18,7 @@ import { backends, createTestEnv, query, startApp, type TestEnv } from "../suppo
 const OPS = "/smartflow.notification.v1.NotificationOpsService";
 const SAVE = "/smartflow.notification.Notification/SaveFeishuWebhook";
 
-/** Issue 7 item 9: the replay filter's wildcards, and the length of the channel's secrets. */
+/** The replay filter's wildcards, and the length of the channel's secrets. */
 for (const backend of backends) {
   describe(`input limits (${backend})`, () => {
     let testEnv: TestEnv;

@@ -43,11 +43,11 @@ describe("secrets at rest (MariaDB + Kafka, SECRETS_KEY set)", () => {
       fake.requireSignature("botkey000402", "sign-402");
       const stored = await rows();
       for (const row of stored.values()) {
-        assert.match(row.webhook_url, /^enc:v1:/);
+        assert.match(row.webhook_url, /^enc:v2:[0-9a-f]{8}:/);
         assert.ok(!row.webhook_url.includes("flowkey0401") && !row.webhook_url.includes("botkey000402"));
       }
-      assert.match(stored.get(401)?.bearer_token ?? "", /^enc:v1:/);
-      assert.match(stored.get(402)?.signing_secret ?? "", /^enc:v1:/);
+      assert.match(stored.get(401)?.bearer_token ?? "", /^enc:v2:[0-9a-f]{8}:/);
+      assert.match(stored.get(402)?.signing_secret ?? "", /^enc:v2:[0-9a-f]{8}:/);
       assert.equal(
         (await app.channelService.get(401n)).webhookUrlMask,
         `${fake.origin}/flow/api/trigger-webhook/flow...0401`,
@@ -91,7 +91,7 @@ describe("secrets at rest (MariaDB + Kafka, SECRETS_KEY set)", () => {
       );
       assert.equal((await attemptOf(events, legacy)).status, "sent");
       await givenChannel(app, 403, fake.flowUrl("flowkey0403"));
-      assert.match((await rows()).get(403)?.webhook_url ?? "", /^enc:v1:/);
+      assert.match((await rows()).get(403)?.webhook_url ?? "", /^enc:v2:[0-9a-f]{8}:/);
     } finally {
       await app.stop();
     }

@@ -25,7 +25,7 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20
 }
 
 /**
- * Issue 7 item 8: a deadlock, a lost connection and an unreachable database, met by RPCs that write and
+ * A deadlock, a lost connection and an unreachable database, met by RPCs that write and
  * read, on MariaDB. The service's database connection goes through a TCP proxy the test can cut; the
  * deadlock is a real one, between the RPC's transaction and a session of the test.
  */

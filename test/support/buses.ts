@@ -38,3 +38,19 @@ export function withHangingPublishes(bus: MessageBus, count: number): MessageBus
     hung: () => hung,
   };
 }
+
+/**
+ * A bus whose consumer fails for good once subscribed (as a subscription the broker refuses for ever would):
+ * the outbox consumer's `run()` rejects.
+ */
+export function withFailingSubscribe(bus: MessageBus): MessageBus {
+  return {
+    kind: bus.kind,
+    ensureTopic: (topic, partitions) => bus.ensureTopic(topic, partitions),
+    publish: (topic, messages) => bus.publish(topic, messages),
+    subscribe: async (subscription) => {
+      throw new Error(`subscription to ${subscription.topic} refused for good`);
+    },
+    close: () => bus.close(),
+  };
+}

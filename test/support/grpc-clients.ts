@@ -17,12 +17,15 @@ const originalProto = new URL("../fixtures/original/notification.proto", import.
 export interface CallOptions {
   readonly deadlineMs?: number;
   readonly token?: string;
+  /** More request metadata (e.g. a W3C `traceparent`). */
+  readonly metadata?: Readonly<Record<string, string>>;
 }
 
 /** Metadata and call options for a grpc-js call. */
 function callArgs(options: CallOptions): [grpc.Metadata, grpc.CallOptions] {
   const metadata = new grpc.Metadata();
   if (options.token) metadata.set("authorization", `Bearer ${options.token}`);
+  for (const [name, value] of Object.entries(options.metadata ?? {})) metadata.set(name, value);
   return [metadata, options.deadlineMs ? { deadline: Date.now() + options.deadlineMs } : {}];
 }
 

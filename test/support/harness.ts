@@ -49,6 +49,7 @@ export async function createTestEnv(backend: Backend, extra: Record<string, stri
     OUTBOX_RETRY_MAX_MS: "200",
     SHUTDOWN_GRACE_MS: "10000",
     GRPC_ADDR: "127.0.0.1:0",
+    METRICS_ADDR: "127.0.0.1:0",
     ...extra,
   };
   return {

@@ -25,6 +25,37 @@ test("the row envelope is SmartFlow's JSON, omitting empty optional fields", () 
   assert.equal(decoded.value.aggregateId, "");
 });
 
+test("the row envelope keeps a producer's trace context as added optional fields, never in the Kafka value", () => {
+  const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const text = encodeRowEnvelope({
+    eventId: "asp_1",
+    eventType: "notification.feishu.requested",
+    eventVersion: "1",
+    aggregateId: "a",
+    payload: "{}",
+    traceparent,
+    tracestate: "vendor=x",
+  });
+  assert.equal(
+    text,
+    `{"event_id":"asp_1","event_type":"notification.feishu.requested","event_version":"1","aggregate_id":"a","payload":{},"traceparent":"${traceparent}","tracestate":"vendor=x"}`,
+  );
+  const decoded = decodeRowEnvelope(text);
+  assert.ok(decoded.ok);
+  assert.equal(decoded.value.traceparent, traceparent);
+  assert.equal(decoded.value.tracestate, "vendor=x");
+  const withoutState = decodeRowEnvelope(text.replace(',"tracestate":"vendor=x"', ""));
+  assert.ok(withoutState.ok);
+  assert.deepEqual(
+    [withoutState.value.traceparent, "tracestate" in withoutState.value],
+    [traceparent, false],
+  );
+  const goRow = decodeRowEnvelope('{"event_type":"x","payload":{}}');
+  assert.ok(goRow.ok);
+  assert.equal("traceparent" in goRow.value, false, "a Go row has none");
+  assert.doesNotMatch(encodeKafkaEnvelope({ ...decoded.value, outboxId: 1, serviceName: "s" }), /trace/);
+});
+
 test("the Kafka envelope round-trips with outbox_id and service_name", () => {
   const text = encodeKafkaEnvelope({
     outboxId: 17,

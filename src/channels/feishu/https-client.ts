@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Agent, request } from "node:https";
+import { inSpan, SpanKind } from "../../lib/trace-context.ts";
 
 export interface HttpsResponse {
   readonly status: number;
@@ -50,20 +51,41 @@ export function createHttpsClient(options: {
       const timeout = AbortSignal.timeout(timeoutMs);
       const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
       const attempt: Attempt = { url, body, headers, agent, signal: combined, timeout, timeoutMs };
-      // Keep-alive's race: the server closed an idle connection just as this request reused it. Node documents
-      // retrying exactly this case (`req.reusedSocket` and a reset before any answer): the server never read
-      // the request (it closed the connection first), so sending it again on another connection does not post
-      // it twice. Each pooled connection may be stale in turn.
-      for (let stale = 0; ; stale++) {
-        try {
-          return await postOnce(attempt, options.maxResponseBytes);
-        } catch (error) {
-          if (!(error instanceof StaleSocketError)) throw error;
-          if (combined.aborted || stale >= MAX_STALE_RETRIES) throw error.cause;
-        }
-      }
+      // The provider request's client span, child of the notification's trace. Only the host is recorded:
+      // the webhook's path and query are its secret.
+      return inSpan("POST", { kind: SpanKind.CLIENT, attributes: requestAttributes(url) }, async (span) => {
+        const response = await postRetryingStale(attempt, options.maxResponseBytes, combined);
+        span.setAttribute("http.response.status_code", response.status);
+        return response;
+      });
     },
     close: () => agent.destroy(),
+  };
+}
+
+/**
+ * Keep-alive's race: the server closed an idle connection just as this request reused it. Node documents
+ * retrying exactly this case (`req.reusedSocket` and a reset before any answer): the server never read the
+ * request (it closed the connection first), so sending it again on another connection does not post it
+ * twice. Each pooled connection may be stale in turn.
+ */
+async function postRetryingStale(attempt: Attempt, maxResponseBytes: number, signal: AbortSignal) {
+  for (let stale = 0; ; stale++) {
+    try {
+      return await postOnce(attempt, maxResponseBytes);
+    } catch (error) {
+      if (!(error instanceof StaleSocketError)) throw error;
+      if (signal.aborted || stale >= MAX_STALE_RETRIES) throw error.cause;
+    }
+  }
+}
+
+function requestAttributes(url: string) {
+  const parsed = URL.canParse(url) ? new URL(url) : undefined;
+  return {
+    "http.request.method": "POST",
+    "peer.service": "feishu",
+    ...(parsed ? { "server.address": parsed.hostname, "url.scheme": parsed.protocol.replace(":", "") } : {}),
   };
 }
 

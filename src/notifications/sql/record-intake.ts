@@ -11,7 +11,7 @@ import { type RecordsTable, selectRecords, toRecord } from "./record-rows.ts";
  * (the unique key `(channel, dedupe_key)` settles races between instances: a key another instance inserted
  * meanwhile is left as it is), one SELECT for what was inserted. Not `INSERT … IGNORE`: IGNORE also turns
  * every other error into a warning, such as an id out of the column's range, which MySQL would then store
- * folded onto the range's end (issue 7: user 2^31 became user 2^31 − 1).
+ * folded onto the range's end (user 2^31 became user 2^31 − 1 before 64-bit ids).
  */
 export function createRecordIntake(table: RecordsTable): RecordIntake {
   return {

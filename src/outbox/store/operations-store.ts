@@ -24,6 +24,8 @@ export type ReplaySelector =
 export interface OutboxStats {
   readonly byStatus: Readonly<Record<string, number>>;
   readonly oldestPendingAgeMs: number;
+  /** How long the longest-due pending row has been due (`next_retry_at` passed): the relay's lag; 0 if none. */
+  readonly oldestDueAgeMs: number;
 }
 
 /** What the operations API reads and repairs (src/api/ops-handlers.ts). */
@@ -143,11 +145,19 @@ async function stats({ db, traits, name }: OutboxTable, now: Date): Promise<Outb
     .select((eb) => eb.fn.min("created_at").as("oldest"))
     .where("status", "=", OutboxStatus.pending)
     .executeTakeFirst();
+  const oldestDue = await db
+    .selectFrom(name)
+    .select((eb) => eb.fn.min("next_retry_at").as("due"))
+    .where("status", "=", OutboxStatus.pending)
+    .where("next_retry_at", "<=", traits.time(now))
+    .executeTakeFirst();
   const oldestAt = traits.readTime(oldest?.oldest);
+  const dueAt = traits.readTime(oldestDue?.due);
   return {
     // COUNT(*) is a BIGINT: mysql2 may hand it over as a string.
     byStatus: Object.fromEntries(counts.map((row) => [row.status, Number(row.n)])),
     oldestPendingAgeMs: oldestAt ? Math.max(0, now.getTime() - oldestAt.getTime()) : 0,
+    oldestDueAgeMs: dueAt ? Math.max(0, now.getTime() - dueAt.getTime()) : 0,
   };
 }
 
