@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks (bench/README.md), on the MariaDB at MYSQL_URL and a Kafka broker started like the tests do.
-#   scripts/bench.sh [relay|delivery|grpc|requests|all]
+#   scripts/bench.sh [relay|delivery|grpc|requests|instances|reseal|soak|all]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export MYSQL_URL="${MYSQL_URL:-mysql://root@127.0.0.1:3306}"
@@ -23,5 +23,6 @@ fi
 if [[ "$which" == relay || "$which" == all ]]; then npx tsx bench/relay.bench.ts "${RELAY_ROWS:-50000}" 3; fi
 if [[ "$which" == delivery || "$which" == all ]]; then npx tsx bench/delivery.bench.ts "${DELIVERY_EVENTS:-20000}" 10; fi
 if [[ "$which" == grpc || "$which" == all ]]; then npx tsx bench/grpc.bench.ts "${GRPC_CALLS:-20000}" 5; fi
+if [[ "$which" == instances || "$which" == all ]]; then npx tsx bench/instances.bench.ts "${INSTANCES_EVENTS:-10000}" 3; fi
 if [[ "$which" == reseal || "$which" == all ]]; then npx tsx bench/reseal.bench.ts "${RESEAL_ROWS:-5000}" 3; fi
 if [[ "$which" == requests || "$which" == all ]]; then npx tsx bench/requests.bench.ts "${REQUESTS_CALLS:-10000}" "${REQUESTS_ROUNDS:-3}"; fi

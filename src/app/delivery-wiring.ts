@@ -2,7 +2,6 @@ import { createFeishuProvider } from "../channels/feishu/feishu-provider.ts";
 import { createHttpsClient, type HttpsClient } from "../channels/feishu/https-client.ts";
 import { createFeishuWebhookPolicy } from "../channels/feishu/webhook-url.ts";
 import { exponentialBackoffMs } from "../lib/backoff.ts";
-import { createRateLimiter } from "../lib/rate-limiter.ts";
 import { createSecretBox, type SecretBox } from "../lib/secret-box.ts";
 import { type ChannelService, createChannelService } from "../notifications/channel-service.ts";
 import { createDeliveryDispatcher, type DeliveryDispatcher } from "../notifications/delivery-dispatcher.ts";
@@ -12,9 +11,12 @@ import {
 } from "../notifications/feishu-requested-handler.ts";
 import type { DeliveryProvider } from "../notifications/ports/delivery-provider.ts";
 import type { RecordStore } from "../notifications/ports/record-store.ts";
+import type { SendBudget } from "../notifications/ports/send-budget.ts";
+import { createProcessSendBudget } from "../notifications/process-send-budget.ts";
 import { createRetryLoop, type RetryLoop } from "../notifications/retry-loop.ts";
 import { createSqlChannelStore } from "../notifications/sql/sql-channel-store.ts";
 import { createSqlRecordStore } from "../notifications/sql/sql-record-store.ts";
+import { createSqlSendBudget } from "../notifications/sql/sql-send-budget.ts";
 import type { Infrastructure } from "./infrastructure.ts";
 import { createTransientRetry, retryingPort } from "./transient-ports.ts";
 
@@ -48,10 +50,7 @@ export function wireDelivery(infra: Infrastructure, provider?: DeliveryProvider)
     records,
     channels,
     provider: sender,
-    limiter: createRateLimiter([
-      { limit: delivery.ratePerSecond, windowMs: 1_000 },
-      { limit: delivery.ratePerMinute, windowMs: 60_000 },
-    ]),
+    budget: sendBudget(infra),
     clock,
     logger: logger.child({ component: "delivery" }),
     events,
@@ -106,6 +105,20 @@ export function wireDelivery(infra: Infrastructure, provider?: DeliveryProvider)
     httpsClient,
     secrets,
   };
+}
+
+/** Feishu's per-destination limits, kept in this process or in the database for every instance. */
+function sendBudget({ config, db }: Infrastructure): SendBudget {
+  const { ratePerSecond, ratePerMinute, rateLimit } = config.delivery;
+  const windows = [
+    { limit: ratePerSecond, windowMs: 1_000 + rateLimit.marginMs },
+    { limit: ratePerMinute, windowMs: 60_000 + rateLimit.marginMs },
+  ];
+  const scope =
+    rateLimit.scope === "auto" ? (db.traits.dialect === "mysql" ? "database" : "process") : rateLimit.scope;
+  return scope === "database"
+    ? createSqlSendBudget(db.kysely, db.traits, windows)
+    : createProcessSendBudget(windows);
 }
 
 function secretBoxOf({ config, logger }: Infrastructure): SecretBox {

@@ -1,3 +1,4 @@
+import { rateLimitSpec } from "./rate-limit-spec.ts";
 import { optional, setting } from "./setting.ts";
 import { hostList, httpUrl, integer, text } from "./value-parsers.ts";
 
@@ -87,4 +88,5 @@ export const deliverySpec = {
     integer(1),
     "sends per minute per destination (Feishu: 100)",
   ),
+  rateLimit: rateLimitSpec,
 };

@@ -4,6 +4,7 @@ import { widenIdColumns } from "./int64-id-migration.ts";
 import {
   createNotificationRecords,
   createNotificationRequestKeys,
+  createNotificationSendBudgets,
   createUserNotificationChannels,
 } from "./notification-tables.ts";
 import { ensureOutboxTable } from "./outbox-table-migration.ts";
@@ -26,6 +27,8 @@ import { ensureOutboxTable } from "./outbox-table-migration.ts";
  *   row).
  * - 0005: `user_id` and `target_id` are `bigint` (SmartFlow's int64), as in the Go services' tables; the
  *   `INT` columns that 0002 and 0003 created before are widened (int64-id-migration.ts).
+ * - 0006: `notification_send_budgets (destination primary key, version, sent_at, last_sent_ms)`: Feishu's
+ *   per-destination rate limits, shared by every instance (notifications/sql/sql-send-budget.ts).
  *
  * The outbox table's name comes from the route and may be overridden, so it is not a migration: it is ensured
  * (created if missing, indexes added if missing) on every start, outside the migrator, whose history would
@@ -66,5 +69,6 @@ export function migrations(traits: DbTraits): Record<string, Migration> {
         await widenIdColumns(db, traits);
       },
     },
+    "0006_notification_send_budgets": { up: (db) => createNotificationSendBudgets(db, traits) },
   };
 }

@@ -119,3 +119,18 @@ export async function createNotificationRequestKeys<DB>(db: Kysely<DB>, traits: 
     .$call((builder) => (mysql ? builder.modifyEnd(sql`engine=InnoDB default charset=utf8mb4`) : builder))
     .execute();
 }
+
+/** `notification_send_budgets` (additive, migration 0006): one row per webhook destination. */
+export async function createNotificationSendBudgets<DB>(db: Kysely<DB>, traits: DbTraits) {
+  const mysql = traits.dialect === "mysql";
+  await db.schema
+    .createTable("notification_send_budgets")
+    .ifNotExists()
+    .addColumn("destination", "varchar(64)", (col) => col.primaryKey())
+    .addColumn("version", "varchar(36)", (col) => col.notNull())
+    .addColumn("sent_at", "text", (col) => col.notNull())
+    .addColumn("last_sent_ms", "bigint", (col) => col.notNull())
+    .$call((builder) => (mysql ? builder.modifyEnd(sql`engine=InnoDB default charset=utf8mb4`) : builder))
+    .execute();
+  await ensureIndex(db, traits, "notification_send_budgets", "idx_send_budget_last_sent", ["last_sent_ms"]);
+}

@@ -101,6 +101,20 @@ export interface NotificationRequestKeyTable {
 }
 
 /**
+ * Additive: the send budget of each webhook destination, shared by every instance (sql-send-budget.ts).
+ * `destination` is a SHA-256 of the webhook URL, never the URL.
+ */
+export interface NotificationSendBudgetTable {
+  destination: string;
+  /** A random token, new at every write: the compare-and-set's guard (a counter could repeat after a prune). */
+  version: string;
+  /** JSON array of the recent sends' times (ms since the epoch), ascending. */
+  sent_at: string;
+  /** The newest send (ms since the epoch), for pruning. */
+  last_sent_ms: ColumnType<number | string, number, number>;
+}
+
+/**
  * The Kysely database type. The outbox table's real name comes from the route (it can be overridden), so
  * queries name it through `outboxTable(route)`, which is typed as this key.
  */
@@ -109,6 +123,7 @@ export interface Database {
   notification_records: NotificationRecordTable;
   user_notification_channels: UserNotificationChannelTable;
   notification_request_keys: NotificationRequestKeyTable;
+  notification_send_budgets: NotificationSendBudgetTable;
 }
 
 export type OutboxTableName = "notification_outbox_messages";

@@ -4,11 +4,11 @@ import type { Clock } from "../lib/clock.ts";
 import { describeError } from "../lib/errors.ts";
 import type { EventHub } from "../lib/event-hub.ts";
 import type { Logger } from "../lib/logger.ts";
-import type { RateLimiter } from "../lib/rate-limiter.ts";
 import { createWakeup, sleep } from "../lib/sleep.ts";
 import { contextOfCarrier, contextOfTraceId, withContext } from "../lib/trace-context.ts";
 import type { Channel } from "./channel.ts";
 import { attemptDelivery, isUsable } from "./delivery-attempt.ts";
+import { budgetJobs } from "./delivery-budgeting.ts";
 import type { DeliveryEvents } from "./delivery-events.ts";
 import {
   createDeliveryQueue,
@@ -20,6 +20,7 @@ import type { UserId } from "./ids.ts";
 import type { ChannelStore } from "./ports/channel-store.ts";
 import type { DeliveryProvider } from "./ports/delivery-provider.ts";
 import type { RecordClaims } from "./ports/record-store.ts";
+import type { SendBudget } from "./ports/send-budget.ts";
 import type { NotificationRecord } from "./record.ts";
 import { attemptResult, SENDING_LEASE_EXPIRED } from "./record-state.ts";
 import { createResultFlusher } from "./result-flusher.ts";
@@ -42,7 +43,8 @@ export interface DispatcherDeps {
   readonly records: RecordClaims;
   readonly channels: Pick<ChannelStore, "getMany">;
   readonly provider: DeliveryProvider;
-  readonly limiter: RateLimiter;
+  /** Feishu's per-destination limits (5/s, 100/min), in this process or shared by all instances. */
+  readonly budget: SendBudget;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly events: EventHub<DeliveryEvents>;
@@ -57,13 +59,15 @@ export interface DeliveryDispatcher extends DeliverySubmitter {
 }
 
 /**
- * Sends notification records. Submitted jobs wait in the delivery queue (per user, rate-limited); the loop
- * claims a group of them with one compare-and-set UPDATE (see `RecordClaims.claim`), so a record submitted
- * twice, by two instances or by the retry scan while an event arrives, is sent once. Each claimed record is
+ * Sends notification records. Submitted jobs wait in the delivery queue (per user); the loop picks a group of
+ * them, lets the send budget of each one's destination decide which may go now (the rest wait in the queue,
+ * never failed, never charged an attempt: `delivery:throttled`), and claims those with one compare-and-set
+ * UPDATE (see `RecordClaims.claim`), so a record submitted twice, by two instances or by the retry scan while
+ * an event arrives, is sent once. Each claimed record is
  * sent on its own (up to `concurrency` at once); results are written by the flusher (result-flusher.ts).
  */
 export function createDeliveryDispatcher(deps: DispatcherDeps): DeliveryDispatcher {
-  const queue = createDeliveryQueue(deps.limiter);
+  const queue = createDeliveryQueue();
   const wakeup = createWakeup();
   const flusher = createResultFlusher({
     ...deps,
@@ -116,39 +120,35 @@ async function runDispatcher(state: LoopState, signal: AbortSignal): Promise<voi
   await flushing;
 }
 
-/** Picks jobs the rate limits allow, claims their records and starts their sends; else says how long to wait. */
+/** Picks jobs the send budgets allow, claims their records and starts their sends; else says how long to wait. */
 async function claimAndSend(state: LoopState, max: number): Promise<"claimed" | "db_failed" | number> {
-  const { queue, records, channels, clock, logger, events, options } = state;
-  const now = clock.now();
-  const picked = queue.pick(max, now.getTime());
-  for (const [userId, waitMs] of picked.throttled) {
-    events.emit("delivery:throttled", { userId, waitMs, at: now.getTime() });
-  }
-  if (picked.jobs.length === 0) return queue.hasWaiting() ? picked.waitMs : 1_000;
-  const token = randomUUID();
+  const { queue, records, logger, events, options } = state;
+  const now = state.clock.now();
+  const allowed = await pickAllowed(state, max, now);
+  if (typeof allowed === "number" || allowed === "db_failed") return allowed;
+  const { jobs, channelsByUser } = allowed;
   let claimed: NotificationRecord[];
-  let channelsByUser: Map<UserId, Channel>;
+  const token = randomUUID();
   try {
     const leaseUntil = new Date(now.getTime() + options.leaseMs);
     claimed = await records.claim(
-      picked.jobs.map((job) => job.recordId),
+      jobs.map((job) => job.recordId),
       now,
       leaseUntil,
       token,
     );
-    channelsByUser = await channels.getMany(claimed.map((record) => record.userId));
   } catch (error) {
-    queue.putBack(picked.jobs);
+    queue.putBack(jobs);
     logger.error("cannot claim notification records", { error: describeError(error) });
     return "db_failed";
   }
   const claimedIds = new Set(claimed.map((record) => record.id));
-  for (const job of picked.jobs) if (!claimedIds.has(job.recordId)) queue.forget(job.recordId);
+  for (const job of jobs) if (!claimedIds.has(job.recordId)) queue.forget(job.recordId);
   if (claimed.length > 0) {
     const leaseRecovered = claimed.filter((r) => r.lastErrorCode === SENDING_LEASE_EXPIRED).length;
     events.emit("delivery:claimed", { ids: [...claimedIds], at: now.getTime(), leaseRecovered });
   }
-  const jobOf = new Map(picked.jobs.map((job) => [job.recordId, job]));
+  const jobOf = new Map(jobs.map((job) => [job.recordId, job]));
   for (const record of claimed) {
     const job = jobOf.get(record.id) ?? { recordId: record.id, userId: record.userId };
     state.inFlight++;
@@ -158,6 +158,38 @@ async function claimAndSend(state: LoopState, max: number): Promise<"claimed" | 
     });
   }
   return "claimed";
+}
+
+/**
+ * The picked jobs whose destinations' send budgets allow a send now, with their users' channels. Jobs held
+ * back go back to the queue and their users wait there (`delivery:throttled`).
+ */
+async function pickAllowed(
+  state: LoopState,
+  max: number,
+  now: Date,
+): Promise<{ jobs: DeliveryJob[]; channelsByUser: Map<UserId, Channel> } | "db_failed" | number> {
+  const { queue, channels, budget, logger, events } = state;
+  const picked = queue.pick(max, now.getTime());
+  if (picked.jobs.length === 0) return queue.hasWaiting() ? picked.waitMs : 1_000;
+  let channelsByUser: Map<UserId, Channel>;
+  let budgeted: Awaited<ReturnType<typeof budgetJobs>>;
+  try {
+    channelsByUser = await channels.getMany([...new Set(picked.jobs.map((job) => job.userId))]);
+    // Stamped when taken, after the channels' read: the sends go out right after this (their claim aside).
+    budgeted = await budgetJobs(picked.jobs, channelsByUser, budget, state.clock.now());
+  } catch (error) {
+    queue.putBack(picked.jobs);
+    logger.error("cannot read channels or send budgets", { error: describeError(error) });
+    return "db_failed";
+  }
+  queue.putBack(budgeted.deferred);
+  for (const [userId, waitMs] of budgeted.throttled) {
+    queue.hold(userId, now.getTime() + waitMs);
+    events.emit("delivery:throttled", { userId, waitMs, at: now.getTime() });
+  }
+  if (budgeted.allowed.length === 0) return Math.min(...budgeted.throttled.values());
+  return { jobs: budgeted.allowed, channelsByUser };
 }
 
 async function send(

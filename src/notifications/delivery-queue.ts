@@ -1,8 +1,7 @@
-import type { RateLimiter } from "../lib/rate-limiter.ts";
 import type { TraceCarrier } from "../lib/trace-context.ts";
 import type { OutboxId, RecordId, UserId } from "./ids.ts";
 
-/** A record to send, and for whom (one user = one webhook = one rate limit). */
+/** A record to send, and for whom (one user = one webhook; users may share one, and its send budget). */
 export interface DeliveryJob {
   readonly recordId: RecordId;
   readonly userId: UserId;
@@ -20,33 +19,30 @@ export interface DeliverySubmitter {
 
 export interface Picked {
   readonly jobs: DeliveryJob[];
-  /** When nothing could be taken: how long until a waiting user's rate limit allows a send. */
+  /** When nothing could be taken: how long until a held user may be picked again. */
   readonly waitMs: number;
-  /** Users whose next job the rate limit held back, with how long it asked them to wait. */
-  readonly throttled: ReadonlyMap<UserId, number>;
 }
 
 /**
- * Jobs waiting to be claimed: one FIFO per user, served round-robin, and a job is taken only when its user's
- * rate limit allows a send now. A burst to one webhook therefore waits here, holding no lease and no send
- * slot, and never delays other users. A record is known from its submission until `forget` (its attempt
- * ended or its claim was lost), so submitting it twice meanwhile does nothing.
+ * Jobs waiting to be claimed: one FIFO per user, served round-robin; a user whose destination's send budget
+ * ran out is held (`hold`) until it may send again. A burst to one webhook therefore waits here, holding no
+ * lease and no send slot, and never delays other users. A record is known from its submission until `forget`
+ * (its attempt ended or its claim was lost), so submitting it twice meanwhile does nothing.
  */
-export function createDeliveryQueue(limiter: RateLimiter) {
+export function createDeliveryQueue() {
   const queues = new Map<UserId, DeliveryJob[]>();
   const known = new Set<RecordId>();
+  const heldUntil = new Map<UserId, number>();
   let turn: UserId[] = [];
 
   function enqueue(job: DeliveryJob, front: boolean) {
-    const queue = queues.get(job.userId);
-    if (queue) {
-      if (front) queue.unshift(job);
-      else queue.push(job);
-    } else {
-      queues.set(job.userId, [job]);
-      if (front) turn.unshift(job.userId);
-      else turn.push(job.userId);
+    let queue = queues.get(job.userId);
+    if (!queue) {
+      queue = [];
+      queues.set(job.userId, queue);
+      turn.splice(front ? 0 : turn.length, 0, job.userId);
     }
+    queue.splice(front ? 0 : queue.length, 0, job);
   }
 
   return {
@@ -62,10 +58,10 @@ export function createDeliveryQueue(limiter: RateLimiter) {
       return added;
     },
 
-    /** Takes up to `max` jobs whose users may be sent to at `nowMs`, one user after another. */
+    /** Takes up to `max` jobs of users not held at `nowMs`, one user after another. */
     pick(max: number, nowMs: number): Picked {
       const jobs: DeliveryJob[] = [];
-      const throttled = new Map<UserId, number>();
+      let waitMs = Number.POSITIVE_INFINITY;
       let progressed = true;
       while (jobs.length < max && progressed && turn.length > 0) {
         progressed = false;
@@ -74,15 +70,13 @@ export function createDeliveryQueue(limiter: RateLimiter) {
           const queue = queues.get(userId);
           if (!queue || queue.length === 0) {
             queues.delete(userId);
+            heldUntil.delete(userId);
             continue;
           }
           next.push(userId);
-          if (jobs.length >= max || throttled.has(userId)) continue;
-          const wait = limiter.tryTake(String(userId), nowMs);
-          if (wait > 0) {
-            throttled.set(userId, wait);
-            continue;
-          }
+          const held = (heldUntil.get(userId) ?? nowMs) - nowMs;
+          if (held > 0) waitMs = Math.min(waitMs, held);
+          if (jobs.length >= max || held > 0) continue;
           const job = queue.shift();
           if (job) {
             jobs.push(job);
@@ -91,11 +85,13 @@ export function createDeliveryQueue(limiter: RateLimiter) {
         }
         turn = next;
       }
-      const waitMs = throttled.size > 0 ? Math.min(...throttled.values()) : 1_000;
-      return { jobs, waitMs, throttled };
+      return { jobs, waitMs: Number.isFinite(waitMs) ? waitMs : 1_000 };
     },
 
-    /** Puts picked jobs back at the front, in order (their claim could not be made). */
+    /** Holds a user's jobs until `untilMs` (their destination's send budget is spent until then). */
+    hold: (userId: UserId, untilMs: number) => heldUntil.set(userId, untilMs),
+
+    /** Puts picked jobs back at the front, in order (their claim or their budget could not be had). */
     putBack(jobs: readonly DeliveryJob[]) {
       for (const job of [...jobs].reverse()) enqueue(job, true);
     },
@@ -105,7 +101,7 @@ export function createDeliveryQueue(limiter: RateLimiter) {
       known.delete(recordId);
     },
 
-    /** Whether a job waits (perhaps held back by its rate limit). */
+    /** Whether a job waits (perhaps held back by its destination's send budget). */
     hasWaiting: () => turn.length > 0,
 
     /** Jobs waiting or in flight. */

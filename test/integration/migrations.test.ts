@@ -47,6 +47,7 @@ describe("migrations on MariaDB", () => {
         "0003_user_notification_channels",
         "0004_notification_request_keys",
         "0005_int64_ids",
+        "0006_notification_send_budgets",
       ]);
       assert.deepEqual(
         await migrateToLatest(db.kysely, db.traits, { outbox: "notification_outbox_messages" }),

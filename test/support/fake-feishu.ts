@@ -20,6 +20,17 @@ export interface ReceivedRequest {
   readonly at: number;
 }
 
+export interface RateWindow {
+  readonly limit: number;
+  readonly windowMs: number;
+}
+
+/** Feishu's documented limits of a custom bot: 5 requests per second and 100 per minute. */
+export const feishuBotLimits: readonly RateWindow[] = [
+  { limit: 5, windowMs: 1_000 },
+  { limit: 100, windowMs: 60_000 },
+];
+
 /** One scripted answer: an HTTP status and body, a delay, or no answer at all. */
 export interface Reply {
   readonly status?: number;
@@ -36,7 +47,9 @@ export interface Reply {
  * - Flow triggers: `POST /flow/api/trigger-webhook/<key>`, answering 200 with an empty body;
  * - group custom bots: `POST /open-apis/bot/v2/hook/<token>`, answering `{"code":0,…}`, checking the
  *   signature (documented algorithm, implemented here independently) when a secret is registered, and
- *   answering code 19021 when it does not match, 9499 for a body over 20 KB.
+ *   answering code 19021 when it does not match, 9499 for a body over 20 KB, and code 11232 ("frequency
+ *   limited") past Feishu's limits of a bot: 5 requests in any second, 100 in any minute (sliding windows over
+ *   the arrival times of the requests it accepted; `setRateLimits(null)` turns this off).
  * Replies can be scripted per key, in order; unscripted requests get the default answer.
  */
 export async function startFakeFeishu() {
@@ -46,6 +59,19 @@ export async function startFakeFeishu() {
   const hanging = new Set<ServerResponse>();
   const listeners = new Set<() => void>();
   let defaultDelayMs = 0;
+  let rateLimits: readonly RateWindow[] | null = feishuBotLimits;
+  const accepted = new Map<string, number[]>();
+  const limited: ReceivedRequest[] = [];
+
+  /** Whether a bot request arriving at `at` is over a limit; if not, it counts. */
+  const overLimit = (botKey: string, at: number) => {
+    if (!rateLimits) return false;
+    const times = accepted.get(botKey) ?? [];
+    if (rateLimits.some((w) => times.filter((t) => t > at - w.windowMs).length >= w.limit)) return true;
+    times.push(at);
+    accepted.set(botKey, times);
+    return false;
+  };
 
   const answer = async (res: ServerResponse, reply: Reply, fallback: () => [number, unknown]) => {
     if (reply.before) await reply.before();
@@ -81,11 +107,23 @@ export async function startFakeFeishu() {
       }
       const kind = flow ? "flow" : "bot";
       const keyOf = (flow?.[1] ?? bot?.[1] ?? "") as string;
-      requests.push({ kind, key: keyOf, path, headers: req.headers, body, raw, at: performance.now() });
-      for (const listener of listeners) listener();
+      const received: ReceivedRequest = {
+        kind,
+        key: keyOf,
+        path,
+        headers: req.headers,
+        body,
+        raw,
+        at: performance.now(),
+      };
+      requests.push(received);
       const reply = scripts.get(keyOf)?.shift() ?? {};
+      const overRate = kind === "bot" && reply.status === undefined && overLimit(keyOf, received.at);
+      if (overRate) limited.push(received);
+      for (const listener of listeners) listener();
       void answer(res, reply, () => {
         if (kind === "flow") return [200, ""];
+        if (overRate) return [200, { code: 11232, msg: "frequency limited" }];
         if (Buffer.byteLength(raw) > 20 * 1024) return [200, { code: 9499, msg: "Bad Request", data: {} }];
         const secret = secrets.get(keyOf);
         if (secret !== undefined) {
@@ -122,6 +160,12 @@ export async function startFakeFeishu() {
     setDefaultDelay(ms: number) {
       defaultDelayMs = ms;
     },
+    /** Feishu's limits per bot (the default), other ones, or none (`null`). */
+    setRateLimits(limits: readonly RateWindow[] | null) {
+      rateLimits = limits;
+    },
+    /** Bot requests answered 11232 because they were over a limit. */
+    rateLimited: limited,
     requestsFor: (k: string) => requests.filter((r) => r.key === k),
     /** Resolves once `count` requests for key `k` arrived. */
     waitForRequests(k: string, count: number, timeoutMs = 30_000): Promise<ReceivedRequest[]> {

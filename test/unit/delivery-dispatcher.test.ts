@@ -2,12 +2,12 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createEventHub } from "../../src/lib/event-hub.ts";
 import { silentLogger } from "../../src/lib/logger.ts";
-import { createRateLimiter } from "../../src/lib/rate-limiter.ts";
 import type { Channel } from "../../src/notifications/channel.ts";
 import { createDeliveryDispatcher } from "../../src/notifications/delivery-dispatcher.ts";
 import type { DeliveryEvents } from "../../src/notifications/delivery-events.ts";
 import type { DeliveryProvider } from "../../src/notifications/ports/delivery-provider.ts";
 import type { RecordClaims } from "../../src/notifications/ports/record-store.ts";
+import { createProcessSendBudget } from "../../src/notifications/process-send-budget.ts";
 import type { AttemptResult, NotificationRecord } from "../../src/notifications/record.ts";
 import { createManualClock } from "../support/manual-clock.ts";
 import { aRecord } from "../support/records.ts";
@@ -78,7 +78,7 @@ function dispatcherWith(records: ReturnType<typeof fakeRecords>, provider: Deliv
     records: records.claims,
     channels: { getMany: async (ids) => new Map(ids.map((id) => [id, channel(id)])) },
     provider,
-    limiter: createRateLimiter([{ limit: 100, windowMs: 1_000 }]),
+    budget: createProcessSendBudget([{ limit: 100, windowMs: 1_000 }]),
     clock: createManualClock(new Date("2026-03-02T10:00:00Z")),
     logger: silentLogger,
     events,

@@ -7,7 +7,6 @@ import { parseWebhookUrl } from "../../src/channels/feishu/webhook-url.ts";
 import { loadConfig } from "../../src/config/load-config.ts";
 import { createCoalescingLoader } from "../../src/lib/coalescing-loader.ts";
 import { AppError } from "../../src/lib/errors.ts";
-import { createRateLimiter } from "../../src/lib/rate-limiter.ts";
 import { buildFeishuDedupeKey } from "../../src/notifications/dedupe-key.ts";
 import { parseFeishuRequestedPayload } from "../../src/notifications/feishu-requested-payload.ts";
 import {
@@ -166,27 +165,6 @@ test("payload ids are Go's int64: exact up to 2^63 − 1, anything else is poiso
       ids,
     );
   }
-});
-
-test("rate limiter: 5 per second and 100 per minute per key, queued with the wait it needs", () => {
-  const limiter = createRateLimiter([
-    { limit: 5, windowMs: 1_000 },
-    { limit: 100, windowMs: 60_000 },
-  ]);
-  for (let i = 0; i < 5; i++) assert.equal(limiter.tryTake("bot", 10_000), 0);
-  assert.equal(limiter.tryTake("bot", 10_000), 1_000, "the 6th in the same second waits a second");
-  assert.equal(limiter.tryTake("other", 10_000), 0, "other destinations are not affected");
-  assert.equal(limiter.tryTake("bot", 11_000), 0);
-  let now = 11_000;
-  let sent = 6;
-  while (sent < 100) {
-    now += 200;
-    if (limiter.tryTake("bot", now) === 0) sent++;
-  }
-  assert.ok(
-    limiter.tryTake("bot", now + 200) > 1_000,
-    "the 101st within a minute waits for the minute window",
-  );
 });
 
 test("grpc-timeout parsing", () => {

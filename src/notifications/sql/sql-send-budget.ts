@@ -1,0 +1,159 @@
+import { randomUUID } from "node:crypto";
+import { type Kysely, sql } from "kysely";
+import type { DbTraits } from "../../db/db-traits.ts";
+import type { Database } from "../../db/schema.ts";
+import type { BudgetGrant, SendBudget } from "../ports/send-budget.ts";
+import { type SendWindow, takeFromWindows } from "../send-windows.ts";
+
+interface BudgetRow {
+  readonly version: string;
+  readonly history: readonly number[];
+}
+
+/** A grant to write: the destination's new history under a new version, replacing version `from`. */
+interface Planned {
+  readonly key: string;
+  readonly from: string | undefined;
+  readonly version: string;
+  readonly history: number[];
+  readonly grant: BudgetGrant;
+}
+
+/** Compare-and-set rounds per take before the destinations still contended are refused for now. */
+const MAX_ROUNDS = 4;
+
+/**
+ * The send budget shared by every instance (DELIVERY_RATE_LIMIT_SCOPE=database): one row per destination in
+ * `notification_send_budgets` holding its recent sends, changed only by a compare-and-set on a random
+ * `version`, so a take is one conditional statement, atomic across instances on MariaDB and SQLite alike.
+ *
+ * Fast path: each instance keeps the last copy of each row it read or wrote, and decides on it. A refusal
+ * needs no database (a row only gains sends within its windows, so a stale copy is too lenient, never too
+ * strict); the grants of all destinations of a claim batch are written by ONE UPDATE (each row guarded by
+ * its copy's version) and one INSERT for destinations new to the table. Only when another instance wrote a
+ * row meanwhile (fewer rows matched) are the rows read, and the losers decided again. Rows whose newest send
+ * left the longest window are pruned: they are equal to no row.
+ */
+export function createSqlSendBudget(
+  db: Kysely<Database>,
+  traits: DbTraits,
+  windows: readonly SendWindow[],
+): SendBudget {
+  const known = new Map<string, BudgetRow | undefined>();
+  const longest = Math.max(...windows.map((w) => w.windowMs));
+  let lastPrune = 0;
+
+  async function refresh(keys: readonly string[]) {
+    const rows = await read(db, keys);
+    for (const key of keys) known.set(key, rows.get(key));
+    return rows;
+  }
+
+  async function prune(nowMs: number) {
+    lastPrune = nowMs;
+    for (const [key, row] of known) if ((row?.history.at(-1) ?? 0) <= nowMs - longest) known.delete(key);
+    await db
+      .deleteFrom("notification_send_budgets")
+      .where("last_sent_ms", "<", nowMs - longest)
+      .execute();
+  }
+
+  return {
+    async take(wanted, now) {
+      const nowMs = now.getTime();
+      if (nowMs - lastPrune > longest) await prune(nowMs);
+      const grants = new Map<string, BudgetGrant>();
+      const unknown = [...wanted.keys()].filter((key) => !known.has(key));
+      if (unknown.length > 0) await refresh(unknown);
+      let pending = [...wanted.keys()];
+      for (let round = 0; round < MAX_ROUNDS && pending.length > 0; round++) {
+        const planned: Planned[] = [];
+        for (const key of pending) {
+          const row = known.get(key);
+          const taken = takeFromWindows(row?.history ?? [], wanted.get(key) ?? 0, nowMs, windows);
+          const grant = { granted: taken.granted, waitMs: taken.waitMs };
+          if (taken.granted === 0) grants.set(key, grant);
+          else
+            planned.push({ key, from: row?.version, version: randomUUID(), history: taken.history, grant });
+        }
+        const written = await write(db, traits, planned, nowMs);
+        pending = [];
+        if (written < planned.length) {
+          // Another instance wrote some of these rows first: whose write is in the table tells who won.
+          const rows = await refresh(planned.map((p) => p.key));
+          for (const p of planned) {
+            if (rows.get(p.key)?.version === p.version) grants.set(p.key, p.grant);
+            else pending.push(p.key);
+          }
+        } else {
+          for (const p of planned) {
+            grants.set(p.key, p.grant);
+            known.set(p.key, { version: p.version, history: p.history });
+          }
+        }
+      }
+      for (const key of pending) grants.set(key, { granted: 0, waitMs: 1 });
+      return grants;
+    },
+  };
+}
+
+/** Writes the planned grants: one guarded UPDATE for the existing rows, one INSERT for new ones; rows written. */
+async function write(db: Kysely<Database>, traits: DbTraits, planned: readonly Planned[], nowMs: number) {
+  let written = 0;
+  const updates = planned.filter((p) => p.from !== undefined);
+  const inserts = planned.filter((p) => p.from === undefined);
+  if (updates.length > 0) {
+    const byKey = (value: (p: Planned) => string) =>
+      sql<string>`case destination ${sql.join(
+        updates.map((p) => sql`when ${p.key} then ${value(p)}`),
+        sql` `,
+      )} end`;
+    const result = await db
+      .updateTable("notification_send_budgets")
+      // No assignment reads a column another one sets (MySQL applies them in order, SQLite all at once).
+      .set({
+        sent_at: byKey((p) => JSON.stringify(p.history)),
+        last_sent_ms: nowMs,
+        version: byKey((p) => p.version),
+      })
+      .where((eb) =>
+        eb.or(updates.map((p) => eb.and([eb("destination", "=", p.key), eb("version", "=", p.from ?? "")]))),
+      )
+      .executeTakeFirst();
+    written += Number(result.numUpdatedRows);
+  }
+  if (inserts.length > 0) {
+    const insert = db.insertInto("notification_send_budgets").values(
+      inserts.map((p) => ({
+        destination: p.key,
+        version: p.version,
+        sent_at: JSON.stringify(p.history),
+        last_sent_ms: nowMs,
+      })),
+    );
+    const result = await (traits.dialect === "mysql"
+      ? insert.ignore()
+      : insert.onConflict((conflict) => conflict.column("destination").doNothing())
+    ).executeTakeFirst();
+    written += Number(result.numInsertedOrUpdatedRows ?? 0);
+  }
+  return written;
+}
+
+/** The rows of `keys` that exist. */
+async function read(db: Kysely<Database>, keys: readonly string[]): Promise<Map<string, BudgetRow>> {
+  const rows = await db
+    .selectFrom("notification_send_budgets")
+    .select(["destination", "version", "sent_at"])
+    .where("destination", "in", keys)
+    .execute();
+  return new Map(
+    rows.map((row) => [row.destination, { version: row.version, history: parseHistory(row.sent_at) }]),
+  );
+}
+
+function parseHistory(text: string): number[] {
+  const parsed: unknown = JSON.parse(text);
+  return Array.isArray(parsed) ? parsed.filter((at): at is number => typeof at === "number") : [];
+}
