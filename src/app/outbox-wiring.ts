@@ -80,6 +80,7 @@ export function wireOutbox(infra: Infrastructure, handlers: readonly OutboxHandl
       clock,
       logger: component("outbox-consumer"),
       events,
+      maxCrashes: outbox.guards.maxCrashes,
     }),
   };
 }

@@ -1,4 +1,5 @@
 import { apiConnectionSpec } from "./api-connection-spec.ts";
+import { crashSpec } from "./crash-spec.ts";
 import { family, optional, setting } from "./setting.ts";
 import {
   address,
@@ -118,6 +119,7 @@ export const configSpec = {
       integer(10),
       "how often the sweeper looks for such rows",
     ),
+    guards: crashSpec,
     consumerBatchSize: setting(
       "OUTBOX_CONSUMER_BATCH_SIZE",
       "500",
