@@ -27,7 +27,9 @@ export function screenCrashes(work: readonly WorkItem[], maxCrashes: number): Cr
     else if (crashes > 0) suspicious.push(item);
     else fresh.push(item);
   }
-  suspicious.sort((a, b) => a.row.id - b.row.id);
+  // Fewest crashes first: a batch-mate caught in someone else's crash goes before the likely culprit.
+  const gap = (item: WorkItem) => item.row.startedAttempts - item.row.finishedAttempts;
+  suspicious.sort((a, b) => gap(a) - gap(b) || a.row.id - b.row.id);
   return { fresh, suspicious, crashed };
 }
 
