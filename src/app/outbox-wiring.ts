@@ -50,6 +50,7 @@ export function wireOutbox(infra: Infrastructure, handlers: readonly OutboxHandl
       events,
       wakeup: relayWakeup,
       publishTimeoutMs: outbox.publishTimeoutMs,
+      maxMessageBytes: outbox.guards.maxMessageBytes,
       options: { batchSize: outbox.relayBatchSize, pollIntervalMs: outbox.relayPollIntervalMs },
     }),
     sweeper: createClaimSweeper({
