@@ -20,16 +20,14 @@ function payloadWith(userId: number, previewId: string, filler: string) {
 }
 
 async function enqueue(app: App, payload: string) {
-  return app.db.kysely
-    .transaction()
-    .execute((trx) =>
-      app.enqueuer.enqueue(trx, {
-        eventType: FEISHU_REQUESTED_EVENT,
-        eventVersion: "1",
-        messageKey: "9",
-        payload,
-      }),
-    );
+  return app.db.kysely.transaction().execute((trx) =>
+    app.enqueuer.enqueue(trx, {
+      eventType: FEISHU_REQUESTED_EVENT,
+      eventVersion: "1",
+      messageKey: "9",
+      payload,
+    }),
+  );
 }
 
 for (const backend of backends) {
