@@ -30,6 +30,10 @@ test: $(STAMP) check ## Lint, typecheck, check generated code, the whole suite o
 fuzz-rpc: $(STAMP) ## Property-based input tests over every RPC, 100,000 cases (FUZZ_RUNS to change)
 	FUZZ_RUNS=$${FUZZ_RUNS:-100000} node --import tsx --test --test-reporter=spec --test-timeout=0 test/integration/grpc-fuzz.test.ts
 
+.PHONY: fuzz-consumer
+fuzz-consumer: $(STAMP) ## Property-based tests of the outbox consumer on MariaDB+Kafka and SQLite, 100,000 cases each (FUZZ_RUNS to change)
+	FUZZ_RUNS=$${FUZZ_RUNS:-100000} scripts/test.sh test/integration/consumer-fuzz.test.ts
+
 .PHONY: test-faults
 test-faults: $(STAMP) ## Fault scenarios on a private MariaDB + Kafka, asserting the 15 s recovery (FAULTS=1,3 picks some; ~5 min)
 	node --import tsx --test --test-reporter=spec --test-concurrency=1 test/faults/faults.suite.ts

@@ -36,8 +36,13 @@ import type { RowOperations } from "./outbox/store/row-operations.ts";
 export type { AppEvents } from "./app/infrastructure.ts";
 
 export interface AppOptions extends InfrastructureOptions {
-  /** The outbox handlers this process runs (default: the notification.feishu.requested handler). */
-  readonly handlers?: readonly OutboxHandler[];
+  /**
+   * The outbox handlers this process runs (default: the notification.feishu.requested handler), or a
+   * function of the default ones (a test wraps the real handler).
+   */
+  readonly handlers?:
+    | readonly OutboxHandler[]
+    | ((defaults: readonly OutboxHandler[]) => readonly OutboxHandler[]);
   /** Replaces the Feishu provider (benchmarks of the pipeline without HTTP). */
   readonly provider?: DeliveryProvider;
 }
@@ -81,7 +86,9 @@ export interface App {
 export function createApp(config: Config, options: AppOptions = {}): App {
   const infra = createInfrastructure(config, options);
   const delivery = wireDelivery(infra, options.provider);
-  const handlers = options.handlers ?? [feishuRequestedOutboxHandler(delivery.requestedHandler)];
+  const defaults = [feishuRequestedOutboxHandler(delivery.requestedHandler)];
+  const handlers =
+    typeof options.handlers === "function" ? options.handlers(defaults) : (options.handlers ?? defaults);
   const outbox = wireOutbox(infra, handlers);
   const api = wireApi(infra, outbox, delivery);
   const loops = new AbortController();

@@ -50,6 +50,7 @@ export function wireOutbox(infra: Infrastructure, handlers: readonly OutboxHandl
       events,
       wakeup: relayWakeup,
       publishTimeoutMs: outbox.publishTimeoutMs,
+      maxMessageBytes: outbox.guards.maxMessageBytes,
       options: { batchSize: outbox.relayBatchSize, pollIntervalMs: outbox.relayPollIntervalMs },
     }),
     sweeper: createClaimSweeper({
@@ -80,6 +81,7 @@ export function wireOutbox(infra: Infrastructure, handlers: readonly OutboxHandl
       clock,
       logger: component("outbox-consumer"),
       events,
+      maxCrashes: outbox.guards.maxCrashes,
     }),
   };
 }

@@ -1,3 +1,4 @@
+import { crashSpec } from "./crash-spec.ts";
 import { family, setting } from "./setting.ts";
 import { integer, readRouteOverrides } from "./value-parsers.ts";
 
@@ -49,6 +50,7 @@ export const outboxSpec = {
     integer(10),
     "how often the sweeper looks for such rows",
   ),
+  guards: crashSpec,
   consumerBatchSize: setting(
     "OUTBOX_CONSUMER_BATCH_SIZE",
     "500",

@@ -33,6 +33,10 @@ export interface OutboxMessageTable {
   consumed_at: DbTime | null;
   created_at: DbTime;
   updated_at: DbTime;
+  /** Additive: how often the consumer began handling the row (committed before the handler runs). */
+  started_attempts: Generated<number>;
+  /** Additive: how often that handling ended (with the outcome's write); started − finished = crashes. */
+  finished_attempts: Generated<number>;
 }
 
 /** `notification_records` (reference §5). Additive columns: `lease_until`, `claim_token`. */

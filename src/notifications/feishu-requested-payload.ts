@@ -66,7 +66,8 @@ export function parseFeishuRequestedPayload(json: string): FeishuRequestedPayloa
     const value = p[name];
     if (value === undefined || value === null) return "";
     if (typeof value !== "string") throw poison(name, "must be a string", PayloadFault.unreadable);
-    return value.trim();
+    // A lone surrogate (`"\ud800"`) reads as U+FFFD, as Go's decoder reads it and as the databases store it.
+    return wellFormed(value).trim();
   };
   const integer = (name: string): bigint => {
     try {
@@ -128,4 +129,11 @@ export function payloadTraceId(json: string): string {
     if (error instanceof SyntaxError || error instanceof TypeError) return "";
     throw error;
   }
+}
+
+const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/** `String.prototype.toWellFormed` (ES2024). */
+function wellFormed(text: string): string {
+  return text.replace(loneSurrogate, "\uFFFD");
 }

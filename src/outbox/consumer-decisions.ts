@@ -3,14 +3,14 @@ import type { TraceCarrier } from "../lib/trace-context.ts";
 import { type MessageOrigin, startConsumeSpan } from "./consumer-tracing.ts";
 import type { KafkaEnvelope } from "./envelope.ts";
 import type { EventFailure, OutboxEvent, OutboxHandler } from "./outbox-handler.ts";
-import type { Outcomes } from "./store/consumer-store.ts";
+import type { ConsumerRowState, Outcomes } from "./store/consumer-store.ts";
 import type { RowState } from "./store/outbox-table.ts";
 
 /** A message the consumer may hand to a handler: decoded, and its row still claimed. */
 export interface WorkItem {
   readonly envelope: KafkaEnvelope;
   readonly key: string;
-  readonly row: RowState;
+  readonly row: ConsumerRowState;
   readonly origin: MessageOrigin;
 }
 
@@ -86,7 +86,10 @@ export async function decideAll(
   return decisions;
 }
 
-/** The decisions of a batch as the writes that apply them (`dead` starts with the unreadable messages). */
+/**
+ * The decisions of a batch as the writes that apply them (`dead` starts with the unreadable messages and the
+ * rows that crashed the process too often); every handled row's handling is counted as finished.
+ */
 export function toOutcomes(
   work: readonly WorkItem[],
   decisions: readonly Decision[],
@@ -94,6 +97,7 @@ export function toOutcomes(
   now: Date,
 ): Outcomes {
   const outcomes = {
+    finished: work.map((item) => item.row.id),
     consumed: [] as number[],
     dead: [...unreadable],
     retry: [] as { row: RowState; reason: string }[],

@@ -7,6 +7,7 @@ import { sleep } from "../lib/sleep.ts";
 import type { IncomingMessage, MessageBus } from "../messaging/bus.ts";
 import { type Decision, decideAll, toOutcomes, type WorkItem } from "./consumer-decisions.ts";
 import type { MessageOrigin } from "./consumer-tracing.ts";
+import { CRASH_REASON, screenCrashes } from "./crash-guard.ts";
 import { decodeKafkaEnvelope, type KafkaEnvelope } from "./envelope.ts";
 import type { OutboxEvents } from "./outbox-events.ts";
 import type { OutboxHandler } from "./outbox-handler.ts";
@@ -22,6 +23,8 @@ export interface ConsumerDeps {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly events: EventHub<OutboxEvents>;
+  /** OUTBOX_MAX_CRASHES: a row whose handling the process died in this many times is dead (crash-guard.ts). */
+  readonly maxCrashes: number;
 }
 
 interface Context extends ConsumerDeps {
@@ -33,7 +36,9 @@ interface Context extends ConsumerDeps {
  * and, when its outbox id is known, dead), look up their rows, hand the ones whose row is still claimed to
  * their handlers, and write every outcome in one transaction. Only then does the bus commit the offsets: a
  * crash before it redelivers the batch, and the guards make a redelivery harmless. A database outage blocks
- * the partition and retries; it never commits past unrecorded work.
+ * the partition and retries; it never commits past unrecorded work. Each handling is counted as started
+ * before the handler runs and as finished with its outcome, so a row the process keeps dying on while
+ * handling it ends dead (crash-guard.ts).
  */
 export function createOutboxConsumer(deps: ConsumerDeps) {
   const context: Context = { ...deps, byType: new Map(deps.handlers.map((h) => [h.eventType, h])) };
@@ -58,7 +63,7 @@ async function consumeBatch(
   messages: readonly IncomingMessage[],
   signal: AbortSignal,
 ): Promise<boolean> {
-  const { store, clock, logger, events } = context;
+  const { store, logger } = context;
   const { candidates, unreadable } = decodeMessages(context, messages);
   const states = await untilStored(
     context,
@@ -77,10 +82,49 @@ async function consumeBatch(
     if (!row || row.status !== OutboxStatus.claimed) skipped.push(id);
     else work.push({ ...candidate, row });
   }
+  const { fresh, suspicious, crashed } = screenCrashes(work, context.maxCrashes);
+  for (const { id, reason } of crashed)
+    logger.error("outbox row crashed the process; dead", { outboxId: id, reason });
+  if (suspicious.length > 0) {
+    logger.warn("outbox rows were being handled when the process died; handling each alone", {
+      outboxIds: suspicious.map((item) => item.row.id),
+    });
+  }
+  // The rows never interrupted go together; then each interrupted one alone, so that a poison row dies (or
+  // crashes the process once more) without taking its batch-mates with it. Each round is stored before the
+  // next begins.
+  if (!(await handleRound(context, fresh, [...unreadable, ...crashed], skipped, signal))) return false;
+  for (const item of suspicious) {
+    if (!(await handleRound(context, [item], [], [], signal))) return false;
+  }
+  return true;
+}
 
+/**
+ * Counts the round's rows as started (committed), runs their handlers, and stores the outcomes with the
+ * rows counted as finished, in one transaction. Resolves `false` when shutdown interrupted the storing.
+ */
+async function handleRound(
+  context: Context,
+  work: readonly WorkItem[],
+  dead: readonly { readonly id: number; readonly reason: string }[],
+  skipped: readonly number[],
+  signal: AbortSignal,
+): Promise<boolean> {
+  const { store, clock, logger, events } = context;
+  if (work.length > 0) {
+    const ids = work.map((item) => item.row.id);
+    const started = await untilStored(
+      context,
+      "count started attempts",
+      () => store.markStarted(ids).then(() => true),
+      signal,
+    );
+    if (started === undefined) return false;
+  }
   const decisions = await decideAll(context.byType, work, signal);
   const now = clock.now();
-  const outcomes = toOutcomes(work, decisions, unreadable, now);
+  const outcomes = toOutcomes(work, decisions, dead, now);
   for (const { id, reason } of outcomes.dead) logger.warn("outbox message is dead", { outboxId: id, reason });
   for (const { row, reason } of outcomes.retry) {
     logger.warn("outbox handler failed; will retry", {
@@ -102,13 +146,21 @@ async function consumeBatch(
     retried: outcomes.retry.map((r) => r.row.id),
     deferred: outcomes.deferred.map((d) => d.id),
     skipped,
-    deadByClass: deadByClass(decisions, unreadable.length),
+    deadByClass: deadByClass(decisions, dead),
   });
   return true;
 }
 
-function deadByClass(decisions: readonly Decision[], unreadable: number): Record<string, number> {
-  const counts: Record<string, number> = unreadable > 0 ? { unreadable } : {};
+/** Dead messages by bounded class: the handler's decisions, and those dead before it (unreadable, crash loop). */
+function deadByClass(
+  decisions: readonly Decision[],
+  before: readonly { readonly reason: string }[],
+): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const { reason } of before) {
+    const reasonClass = reason.startsWith(CRASH_REASON) ? "crash_loop" : "unreadable";
+    counts[reasonClass] = (counts[reasonClass] ?? 0) + 1;
+  }
   for (const decision of decisions) {
     if (decision.kind === "dead") counts[decision.reasonClass] = (counts[decision.reasonClass] ?? 0) + 1;
   }

@@ -20,7 +20,12 @@ export interface PublisherDeps {
   readonly events: EventHub<OutboxEvents>;
   /** Each publish gets this long; a hung broker cannot stall the relay (fix 0.9.68 #3). */
   readonly publishTimeoutMs: number;
+  /** OUTBOX_MAX_MESSAGE_BYTES: a larger message (key and value) is never published; its row is dead. */
+  readonly maxMessageBytes?: number;
 }
+
+/** Below Kafka's default `message.max.bytes` (1 MiB), leaving room for the record's framing. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 900 * 1024;
 
 interface TopicGroup {
   readonly topic: string;
@@ -69,7 +74,7 @@ export function release(deps: PublisherDeps, ids: readonly number[], reason: str
   return settle(deps, () => deps.store.releaseClaimed(ids, reason, deps.clock.now()), "release claimed rows");
 }
 
-/** Encodes each row as the Kafka envelope, grouped by topic; undecodable rows are dead. */
+/** Encodes each row as the Kafka envelope, grouped by topic; undecodable or oversized rows are dead. */
 async function groupByTopic(deps: PublisherDeps, rows: readonly ClaimedRow[]): Promise<TopicGroup[]> {
   const { route } = deps;
   const poison: { id: number; reason: string }[] = [];
@@ -81,6 +86,21 @@ async function groupByTopic(deps: PublisherDeps, rows: readonly ClaimedRow[]): P
       continue;
     }
     const envelope = decoded.value;
+    const value = encodeKafkaEnvelope({
+      ...envelope,
+      outboxId: row.id,
+      eventId: envelope.eventId || String(row.id),
+      serviceName: row.serviceName.trim() || route.service,
+    });
+    const size = Buffer.byteLength(value) + Buffer.byteLength(row.messageKey);
+    const limit = deps.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    if (size > limit) {
+      poison.push({
+        id: row.id,
+        reason: `message too large to publish: ${size} bytes (key and value), over OUTBOX_MAX_MESSAGE_BYTES (${limit}); the broker would refuse it`,
+      });
+      continue;
+    }
     const topic = row.topic.trim() || route.topic;
     let group = byTopic.get(topic);
     if (!group) {
@@ -88,16 +108,7 @@ async function groupByTopic(deps: PublisherDeps, rows: readonly ClaimedRow[]): P
       byTopic.set(topic, group);
     }
     group.rows.push(row);
-    group.messages.push({
-      key: row.messageKey,
-      ...traceHeaders(envelope),
-      value: encodeKafkaEnvelope({
-        ...envelope,
-        outboxId: row.id,
-        eventId: envelope.eventId || String(row.id),
-        serviceName: row.serviceName.trim() || route.service,
-      }),
-    });
+    group.messages.push({ key: row.messageKey, ...traceHeaders(envelope), value });
   }
   for (const { id, reason } of poison) {
     await settle(deps, () => deps.store.markDead([id], reason, deps.clock.now()), "mark dead");

@@ -88,8 +88,25 @@ describe("migrations on MariaDB", () => {
         unique index uk_user_notification_channel (user_id, channel))`);
       await database.query(`insert into user_notification_channels (user_id, channel, webhook_url, bearer_token)
         values (1, 'feishu_webhook', 'https://www.feishu.cn/flow/api/trigger-webhook/abcdefgh1234', '')`);
+      const goInsert = `insert into notification_outbox_messages (biz_type, topic, message_key, payload, status)
+        values ('notification.feishu.requested', 't', 'k', '{}', 'pending')`;
+      await database.query(goInsert);
       await migrateToLatest(db.kysely, db.traits, { outbox: "notification_outbox_messages" });
       assert.ok((await indexNames(db, "notification_outbox_messages")).includes("idx_outbox_claim"));
+      // The attempt counters are added to the Go table, 0 on its rows and on the Go producers' later inserts
+      // (which do not name them); a second start finds them and changes nothing.
+      await database.query(goInsert);
+      await migrateToLatest(db.kysely, db.traits, { outbox: "notification_outbox_messages" });
+      const counters = await database.query<{ started_attempts: number; finished_attempts: number }>(
+        "select started_attempts, finished_attempts from notification_outbox_messages order by id",
+      );
+      assert.deepEqual(
+        counters.map((c) => [Number(c.started_attempts), Number(c.finished_attempts)]),
+        [
+          [0, 0],
+          [0, 0],
+        ],
+      );
       const [row] = await database.query<{ webhook_kind: string; signing_secret: string | null }>(
         "select webhook_kind, signing_secret from user_notification_channels where user_id = 1",
       );

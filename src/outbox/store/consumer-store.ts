@@ -1,6 +1,7 @@
 import { OutboxStatus } from "../outbox-status.ts";
 import {
   consumedValues,
+  type Executor,
   errorText,
   failRows,
   groupBy,
@@ -9,8 +10,18 @@ import {
   type RowState,
 } from "./outbox-table.ts";
 
+/** A claimed row as the consumer loads it: its state and its attempt counters. */
+export interface ConsumerRowState extends RowState {
+  /** How often handling it began (committed before each handling). */
+  readonly startedAttempts: number;
+  /** How often handling it ended with a stored outcome. */
+  readonly finishedAttempts: number;
+}
+
 /** What the consumer decided for each message of a batch; applied in one transaction. */
 export interface Outcomes {
+  /** Rows whose handling ended in this batch (any outcome): their `finished_attempts` goes up by one. */
+  readonly finished: readonly number[];
   readonly consumed: readonly number[];
   readonly dead: readonly { readonly id: number; readonly reason: string }[];
   readonly retry: readonly { readonly row: RowState; readonly reason: string }[];
@@ -28,7 +39,12 @@ export interface AppliedOutcomes {
 /** The consumer's statements. */
 export interface ConsumerStore {
   /** The current state of the rows that messages name (missing ids are absent from the map). */
-  loadStates(ids: readonly number[]): Promise<Map<number, RowState>>;
+  loadStates(ids: readonly number[]): Promise<Map<number, ConsumerRowState>>;
+  /**
+   * Counts one more started handling of each of these claimed rows, committed before any handler runs: if
+   * the process dies while handling them, the gap between started and finished attempts says so.
+   */
+  markStarted(ids: readonly number[]): Promise<void>;
   /**
    * Applies a batch's outcomes in one transaction (one commit, one fsync), each update guarded on the row
    * still being claimed: only rows this delivery was for are changed.
@@ -40,11 +56,11 @@ export function createConsumerStore(table: OutboxTable): ConsumerStore {
   const { db, traits } = table;
   return {
     async loadStates(ids) {
-      const states = new Map<number, RowState>();
+      const states = new Map<number, ConsumerRowState>();
       if (ids.length === 0) return states;
       const rows = await db
         .selectFrom(table.name)
-        .select(["id", "status", "retry_count", "max_retry"])
+        .select(["id", "status", "retry_count", "max_retry", "started_attempts", "finished_attempts"])
         .where("id", "in", ids)
         .execute();
       for (const row of rows) {
@@ -53,13 +69,26 @@ export function createConsumerStore(table: OutboxTable): ConsumerStore {
           status: row.status,
           retryCount: row.retry_count,
           maxRetry: row.max_retry,
+          startedAttempts: Number(row.started_attempts),
+          finishedAttempts: Number(row.finished_attempts),
         });
       }
       return states;
     },
 
+    async markStarted(ids) {
+      if (ids.length === 0) return;
+      await db
+        .updateTable(table.name)
+        .set((eb) => ({ started_attempts: eb("started_attempts", "+", 1) }))
+        .where("id", "in", ids)
+        .where("status", "=", OutboxStatus.claimed)
+        .execute();
+    },
+
     applyOutcomes: (outcomes, now) =>
       db.transaction().execute(async (trx) => {
+        await countFinished(table, trx, outcomes.finished);
         let consumed = 0;
         if (outcomes.consumed.length > 0) {
           const result = await trx
@@ -97,4 +126,14 @@ export function createConsumerStore(table: OutboxTable): ConsumerStore {
         return { consumed, dead, retried, exhausted, deferred };
       }),
   };
+}
+
+/** One more finished handling of each row; not guarded on the status: the handling ended, whatever the row became. */
+async function countFinished(table: OutboxTable, trx: Executor, ids: readonly number[]) {
+  if (ids.length === 0) return;
+  await trx
+    .updateTable(table.name)
+    .set((eb) => ({ finished_attempts: eb("finished_attempts", "+", 1) }))
+    .where("id", "in", ids)
+    .execute();
 }
