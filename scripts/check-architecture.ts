@@ -24,6 +24,7 @@ export const allowedImports: Readonly<Record<string, readonly string[]>> = {
   channels: ["notifications", "lib"],
   outbox: ["messaging", "db", "lib"],
   config: ["db", "outbox", "lib"],
+  retention: ["db", "lib"],
   api: ["notifications", "outbox", "gen", "lib"],
   app: [
     "api",
@@ -35,6 +36,7 @@ export const allowedImports: Readonly<Record<string, readonly string[]>> = {
     "notifications",
     "notifications/sql",
     "outbox",
+    "retention",
   ],
   main: ["app", "config", "lib"],
 };

@@ -11,6 +11,7 @@ import {
 } from "./app/infrastructure.ts";
 import { feishuRequestedOutboxHandler } from "./app/outbox-handler-adapter.ts";
 import { type OutboxArea, wireOutbox } from "./app/outbox-wiring.ts";
+import { wireRetention } from "./app/retention-wiring.ts";
 import { warnIfRowsLookAhead } from "./app/time-zone-check.ts";
 import type { Config } from "./config/load-config.ts";
 import type { Db } from "./db/database.ts";
@@ -30,6 +31,7 @@ import type { Enqueuer } from "./outbox/enqueue.ts";
 import type { OutboxHandler } from "./outbox/outbox-handler.ts";
 import type { RouteTable, ServiceRoute } from "./outbox/routes.ts";
 import type { RowOperations } from "./outbox/store/row-operations.ts";
+import type { RetentionJob } from "./retention/retention-job.ts";
 
 export type { AppEvents } from "./app/infrastructure.ts";
 
@@ -52,6 +54,8 @@ export interface App {
   /** SmartFlow's row operations on this service's outbox (`markDead`, `consumeAndMarkConsumed`). */
   readonly outbox: RowOperations;
   readonly sweeper: ReturnType<typeof createClaimSweeper>;
+  /** Deletes final rows past their retention (RETENTION_*). */
+  readonly retention: RetentionJob;
   readonly records: RecordStore;
   readonly channelService: ChannelService;
   readonly dispatcher: DeliveryDispatcher;
@@ -78,7 +82,8 @@ export function createApp(config: Config, options: AppOptions = {}): App {
   const handlers = options.handlers ?? [feishuRequestedOutboxHandler(delivery.requestedHandler)];
   const outbox = wireOutbox(infra, handlers);
   const api = wireApi(infra, outbox, delivery);
-  const run: Running = { infra, delivery, outbox, api, loops: new AbortController(), running: [] };
+  const retention = wireRetention(infra);
+  const run: Running = { infra, delivery, outbox, api, retention, loops: new AbortController(), running: [] };
   let apiPort = config.api.address.port;
   let stopping: Promise<void> | undefined;
   return {
@@ -92,6 +97,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     enqueuer: outbox.enqueuer,
     outbox: outbox.rowOperations,
     sweeper: outbox.sweeper,
+    retention,
     records: delivery.records,
     channelService: delivery.channelService,
     dispatcher: delivery.dispatcher,
@@ -115,12 +121,13 @@ interface Running {
   readonly delivery: DeliveryArea;
   readonly outbox: OutboxArea;
   readonly api: ApiArea;
+  readonly retention: RetentionJob;
   readonly loops: AbortController;
   readonly running: Promise<void>[];
 }
 
 /** Migrates, starts every loop, then opens the API; returns the API's port. */
-async function start({ infra, delivery, outbox, api, loops, running }: Running): Promise<number> {
+async function start({ infra, delivery, outbox, api, retention, loops, running }: Running): Promise<number> {
   const { db, route, bus, logger } = infra;
   const applied = await migrateToLatest(db.kysely, db.traits, { outbox: route.table });
   logger.info("database ready", { dialect: db.traits.dialect, migrationsApplied: applied });
@@ -145,6 +152,7 @@ async function start({ infra, delivery, outbox, api, loops, running }: Running):
     guard("delivery dispatcher", delivery.dispatcher.run(signal)),
     guard("retry loop", delivery.retryLoop.run(signal)),
     guard("database health", api.databaseWatch.run(signal)),
+    guard("retention", retention.run(signal)),
     guard(
       "outbox consumer",
       topicReady.then(() => (signal.aborted ? undefined : outbox.consumer.run(signal))),

@@ -11,8 +11,9 @@ import type { DeliveryEvents } from "../notifications/delivery-events.ts";
 import { FEISHU_REQUESTED_EVENT } from "../notifications/feishu-requested-payload.ts";
 import type { OutboxEvents } from "../outbox/outbox-events.ts";
 import { createRouteTable, type RouteTable, type ServiceRoute } from "../outbox/routes.ts";
+import type { RetentionEvents } from "../retention/retention-job.ts";
 
-export type AppEvents = OutboxEvents & DeliveryEvents;
+export type AppEvents = OutboxEvents & DeliveryEvents & RetentionEvents;
 
 /** What every area of the app shares: time, logs, events, the database, the routes and the bus. */
 export interface Infrastructure {

@@ -1,4 +1,5 @@
 import { apiConnectionSpec } from "./api-connection-spec.ts";
+import { retentionSpec } from "./retention-spec.ts";
 import { family, optional, setting } from "./setting.ts";
 import {
   address,
@@ -246,6 +247,7 @@ export const configSpec = {
     secretsKey,
     "base64 of 32 random bytes: encrypts webhook URLs, tokens and signing secrets at rest (AES-256-GCM)",
   ),
+  retention: retentionSpec,
   shutdownGraceMs: setting(
     "SHUTDOWN_GRACE_MS",
     "15000",

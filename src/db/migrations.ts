@@ -2,6 +2,7 @@ import { type Kysely, type Migration, type MigrationProvider, Migrator } from "k
 import type { DbTraits } from "./db-traits.ts";
 import { widenIdColumns } from "./int64-id-migration.ts";
 import {
+  addRetentionIndexes,
   createNotificationRecords,
   createNotificationRequestKeys,
   createUserNotificationChannels,
@@ -26,6 +27,8 @@ import { ensureOutboxTable } from "./outbox-table-migration.ts";
  *   row).
  * - 0005: `user_id` and `target_id` are `bigint` (SmartFlow's int64), as in the Go services' tables; the
  *   `INT` columns that 0002 and 0003 created before are widened (int64-id-migration.ts).
+ * - 0006 and `idx_outbox_retention (status, updated_at)`: the retention job (src/retention) finds final rows
+ *   by status and age, and the idempotency keys by `created_at`, without scanning the tables.
  *
  * The outbox table's name comes from the route and may be overridden, so it is not a migration: it is ensured
  * (created if missing, indexes added if missing) on every start, outside the migrator, whose history would
@@ -66,5 +69,6 @@ export function migrations(traits: DbTraits): Record<string, Migration> {
         await widenIdColumns(db, traits);
       },
     },
+    "0006_retention_indexes": { up: (db) => addRetentionIndexes(db, traits) },
   };
 }

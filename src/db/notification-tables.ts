@@ -119,3 +119,12 @@ export async function createNotificationRequestKeys<DB>(db: Kysely<DB>, traits: 
     .$call((builder) => (mysql ? builder.modifyEnd(sql`engine=InnoDB default charset=utf8mb4`) : builder))
     .execute();
 }
+
+/** 0006: the retention job's scans (src/retention): final rows by status and age, the keys by age. */
+export async function addRetentionIndexes<DB>(db: Kysely<DB>, traits: DbTraits) {
+  await ensureIndex(db, traits, "notification_records", "idx_notification_retention", [
+    "status",
+    "updated_at",
+  ]);
+  await ensureIndex(db, traits, "notification_request_keys", "idx_request_keys_created", ["created_at"]);
+}
