@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks (bench/README.md), on the MariaDB at MYSQL_URL and a Kafka broker started like the tests do.
-#   scripts/bench.sh [relay|delivery|all]
+#   scripts/bench.sh [relay|delivery|grpc|all|soak]   (soak is not part of all: it runs SOAK_MS, default 10 min)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export MYSQL_URL="${MYSQL_URL:-mysql://root@127.0.0.1:3306}"
@@ -23,3 +23,7 @@ fi
 if [[ "$which" == relay || "$which" == all ]]; then npx tsx bench/relay.bench.ts "${RELAY_ROWS:-50000}" 3; fi
 if [[ "$which" == delivery || "$which" == all ]]; then npx tsx bench/delivery.bench.ts "${DELIVERY_EVENTS:-20000}" 10; fi
 if [[ "$which" == grpc || "$which" == all ]]; then npx tsx bench/grpc.bench.ts "${GRPC_CALLS:-20000}" 5; fi
+if [[ "$which" == soak ]]; then
+  npx tsc -p tsconfig.build.json  # the built service, as the image runs it, never a stale dist/
+  npx tsx bench/soak.bench.ts
+fi
