@@ -131,7 +131,9 @@ const eventRow = (n: number, topic: string, now: string) => {
 const result = await withDatabase(async (url) => {
   const topic = unique("bench.soak");
   const port = await freePort();
-  const service = spawn(process.execPath, ["dist/main.js"], {
+  // SOAK_NODE_ARGS, e.g. `--max-old-space-size=96` (a cap on the heap) or `--trace-gc`.
+  const nodeArgs = (process.env.SOAK_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const service = spawn(process.execPath, [...nodeArgs, "dist/main.js"], {
     stdio: ["ignore", "inherit", "inherit"],
     env: {
       PATH: process.env.PATH,
@@ -156,6 +158,8 @@ const result = await withDatabase(async (url) => {
       await rpc.webhook(1);
       if (rpc.counts.ok === 0) await new Promise((resolve) => setTimeout(resolve, 200));
     }
+    rpc.counts.ok = 0;
+    rpc.counts.failed = 0;
     const idle = readRss(pid);
     const now = time.format(new Date());
     for (let i = 0; i < users; i += 1_000) {
