@@ -91,7 +91,7 @@ go-gateway: ## Build the grpc-go gateway client (Debian packages, installed when
 	scripts/go-gateway.sh
 
 .PHONY: bench
-bench: $(STAMP) ## Benchmarks (bench/README.md), BENCH=relay|delivery|grpc|requests|instances|reseal|soak; starts Kafka like the tests
+bench: $(STAMP) ## Benchmarks (bench/README.md), BENCH=relay|delivery|grpc|requests|instances|reseal|soak (soak builds dist/ and runs SOAK_MS, default 10 min; not part of all); starts Kafka like the tests
 	scripts/bench.sh $(BENCH)
 
 .PHONY: clean

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks (bench/README.md), on the MariaDB at MYSQL_URL and a Kafka broker started like the tests do.
-#   scripts/bench.sh [relay|delivery|grpc|requests|instances|reseal|soak|all]
+#   scripts/bench.sh [relay|delivery|grpc|requests|instances|reseal|all|soak]   (soak is not part of all: it runs SOAK_MS, default 10 min)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export MYSQL_URL="${MYSQL_URL:-mysql://root@127.0.0.1:3306}"
@@ -26,3 +26,7 @@ if [[ "$which" == grpc || "$which" == all ]]; then npx tsx bench/grpc.bench.ts "
 if [[ "$which" == instances || "$which" == all ]]; then npx tsx bench/instances.bench.ts "${INSTANCES_EVENTS:-10000}" 3; fi
 if [[ "$which" == reseal || "$which" == all ]]; then npx tsx bench/reseal.bench.ts "${RESEAL_ROWS:-5000}" 3; fi
 if [[ "$which" == requests || "$which" == all ]]; then npx tsx bench/requests.bench.ts "${REQUESTS_CALLS:-10000}" "${REQUESTS_ROUNDS:-3}"; fi
+if [[ "$which" == soak ]]; then
+  npx tsc -p tsconfig.build.json  # the built service, as the image runs it, never a stale dist/
+  npx tsx bench/soak.bench.ts
+fi

@@ -24,6 +24,7 @@ export const allowedImports: Readonly<Record<string, readonly string[]>> = {
   channels: ["notifications", "lib"],
   outbox: ["messaging", "db", "lib"],
   config: ["db", "outbox", "lib"],
+  retention: ["db", "lib"],
   api: ["notifications", "outbox", "gen", "lib"],
   observability: ["notifications", "outbox", "lib"],
   app: [
@@ -37,6 +38,7 @@ export const allowedImports: Readonly<Record<string, readonly string[]>> = {
     "notifications/sql",
     "observability",
     "outbox",
+    "retention",
   ],
   main: ["app", "config", "lib"],
 };

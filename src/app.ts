@@ -1,26 +1,19 @@
 import type { ApiServer } from "./api/api-server.ts";
 import type { HealthState } from "./api/health.ts";
 import type { ServiceBinding } from "./api/rpc-binding.ts";
-import { type ApiArea, wireApi } from "./app/api-wiring.ts";
-import { type DeliveryArea, wireDelivery } from "./app/delivery-wiring.ts";
-import {
-  type AppEvents,
-  createInfrastructure,
-  type Infrastructure,
-  type InfrastructureOptions,
-} from "./app/infrastructure.ts";
-import { type ObservabilityArea, wireObservability } from "./app/observability-wiring.ts";
+import { wireApi } from "./app/api-wiring.ts";
+import { wireDelivery } from "./app/delivery-wiring.ts";
+import { type AppEvents, createInfrastructure, type InfrastructureOptions } from "./app/infrastructure.ts";
+import { drainAndClose, type Running, start } from "./app/lifecycle.ts";
+import { wireObservability } from "./app/observability-wiring.ts";
 import { feishuRequestedOutboxHandler } from "./app/outbox-handler-adapter.ts";
-import { type OutboxArea, wireOutbox } from "./app/outbox-wiring.ts";
+import { wireOutbox } from "./app/outbox-wiring.ts";
+import { wireRetention } from "./app/retention-wiring.ts";
 import { createLoopSupervisor, type LoopFailure } from "./app/supervision.ts";
-import { warnIfRowsLookAhead } from "./app/time-zone-check.ts";
 import type { Config } from "./config/load-config.ts";
 import type { Db } from "./db/database.ts";
-import { migrateToLatest } from "./db/migrations.ts";
-import { describeError } from "./lib/errors.ts";
 import type { EventHub } from "./lib/event-hub.ts";
 import type { Logger } from "./lib/logger.ts";
-import { TimeoutError, withTimeout } from "./lib/sleep.ts";
 import type { MessageBus } from "./messaging/bus.ts";
 import type { ChannelService } from "./notifications/channel-service.ts";
 import type { DeliveryDispatcher } from "./notifications/delivery-dispatcher.ts";
@@ -32,8 +25,10 @@ import type { Enqueuer } from "./outbox/enqueue.ts";
 import type { OutboxHandler } from "./outbox/outbox-handler.ts";
 import type { RouteTable, ServiceRoute } from "./outbox/routes.ts";
 import type { RowOperations } from "./outbox/store/row-operations.ts";
+import type { RetentionJob } from "./retention/retention-job.ts";
 
 export type { AppEvents } from "./app/infrastructure.ts";
+export { SHUTDOWN_CLOSE_MARGIN_MS } from "./app/lifecycle.ts";
 
 export interface AppOptions extends InfrastructureOptions {
   /**
@@ -59,6 +54,8 @@ export interface App {
   /** SmartFlow's row operations on this service's outbox (`markDead`, `consumeAndMarkConsumed`). */
   readonly outbox: RowOperations;
   readonly sweeper: ReturnType<typeof createClaimSweeper>;
+  /** Deletes final rows past their retention (RETENTION_*). */
+  readonly retention: RetentionJob;
   readonly records: RecordStore;
   readonly channelService: ChannelService;
   readonly dispatcher: DeliveryDispatcher;
@@ -81,7 +78,7 @@ export interface App {
 
 /**
  * The composition root: the only place that knows every folder. Each area is wired in src/app/ (the
- * infrastructure, delivery, the outbox, the API); this file runs them: `start` and the staged `stop`.
+ * infrastructure, delivery, the outbox, the API); this file assembles them, and app/lifecycle.ts runs them: `start` and the staged `stop`.
  */
 export function createApp(config: Config, options: AppOptions = {}): App {
   const infra = createInfrastructure(config, options);
@@ -103,7 +100,18 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     { outbox, delivery, api },
     { live: supervisor.live, apiOpen: () => apiOpen },
   );
-  const run: Running = { infra, delivery, outbox, api, observability, supervisor, loops, running: [] };
+  const retention = wireRetention(infra);
+  const run: Running = {
+    infra,
+    delivery,
+    outbox,
+    api,
+    observability,
+    retention,
+    supervisor,
+    loops,
+    running: [],
+  };
   let apiPort = config.api.address.port;
   let metricsPort = config.metrics.address?.port;
   let stopping: Promise<void> | undefined;
@@ -118,6 +126,7 @@ export function createApp(config: Config, options: AppOptions = {}): App {
     enqueuer: outbox.enqueuer,
     outbox: outbox.rowOperations,
     sweeper: outbox.sweeper,
+    retention,
     records: delivery.records,
     channelService: delivery.channelService,
     dispatcher: delivery.dispatcher,
@@ -138,102 +147,4 @@ export function createApp(config: Config, options: AppOptions = {}): App {
       return stopping;
     },
   };
-}
-
-interface Running {
-  readonly infra: Infrastructure;
-  readonly delivery: DeliveryArea;
-  readonly outbox: OutboxArea;
-  readonly api: ApiArea;
-  readonly observability: ObservabilityArea;
-  readonly supervisor: ReturnType<typeof createLoopSupervisor>;
-  readonly loops: AbortController;
-  readonly running: Promise<void>[];
-}
-
-/** Migrates, starts every loop, then opens the API; returns the API's port. */
-async function start({ infra, delivery, outbox, api, loops, running, supervisor }: Running): Promise<number> {
-  const { db, route, bus, logger } = infra;
-  const applied = await migrateToLatest(db.kysely, db.traits, { outbox: route.table });
-  logger.info("database ready", { dialect: db.traits.dialect, migrationsApplied: applied });
-  const { config, clock } = infra;
-  await warnIfRowsLookAhead(
-    db,
-    [route.table, "notification_records"],
-    clock.now(),
-    config.database.timeZone,
-    logger,
-  );
-  const signal = loops.signal;
-  const guard = supervisor.watch;
-  // The relay never waits on the topic (publishing creates it too); only consuming does.
-  const topicReady = outbox.topicKeeper.run(signal);
-  running.push(
-    guard("outbox relay", outbox.relay.run(signal)),
-    guard("outbox sweeper", outbox.sweeper.run(signal)),
-    guard("delivery dispatcher", delivery.dispatcher.run(signal)),
-    guard("retry loop", delivery.retryLoop.run(signal)),
-    guard("database health", api.databaseWatch.run(signal)),
-    guard(
-      "outbox consumer",
-      topicReady.then(() => (signal.aborted ? undefined : outbox.consumer.run(signal))),
-    ),
-  );
-  const port = await api.server.listen();
-  logger.info("smartflow-notification started", {
-    bus: bus.kind,
-    table: route.table,
-    topic: route.topic,
-    group: route.groupId,
-  });
-  return port;
-}
-
-/** What closing the bus, the HTTPS pool and the database may take once the grace time is over. */
-export const SHUTDOWN_CLOSE_MARGIN_MS = 2_000;
-
-/**
- * Staged shutdown (weakness 18), one budget: NOT_SERVING at once; the API stops accepting and lets its calls
- * finish while the loops drain theirs, concurrently; at `SHUTDOWN_GRACE_MS` after the start, the API
- * destroys the connections left (an idle one, a half-sent request) and the loops are no longer waited for;
- * the HTTPS pool is destroyed (a webhook that hangs is cut off); then the bus and the database close, each
- * within `SHUTDOWN_CLOSE_MARGIN_MS`. So the whole takes at most the grace time plus that margin (twice).
- * Work that did not finish stays claimable (uncommitted offsets, claimed rows, sending leases).
- */
-async function drainAndClose(run: Running): Promise<void> {
-  const { infra, delivery, api, loops, running, observability } = run;
-  const { config, logger, bus, db } = infra;
-  const graceMs = config.shutdownGraceMs;
-  logger.info("shutting down: NOT_SERVING, closing the API, draining loops", { graceMs });
-  api.health.setDraining();
-  loops.abort();
-  const [, drained] = await Promise.all([
-    api.server.close(graceMs),
-    settlesWithin(Promise.all(running), graceMs),
-  ]);
-  if (!drained) logger.warn("shutdown grace time ran out; unfinished work stays claimable", { graceMs });
-  delivery.httpsClient.close();
-  await closeWithin("the bus", bus.close(), logger);
-  await closeWithin("the database", db.close(), logger);
-  observability.metrics.close();
-  await closeWithin("the metrics listener", observability.probes?.close() ?? Promise.resolve(), logger);
-  logger.info("shutdown complete");
-}
-
-/** Whether `work` settled within `ms` (a rejection counts: it is over); it is not waited for after that. */
-async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
-  try {
-    await withTimeout(work, ms, "shutdown step");
-    return true;
-  } catch (error) {
-    return !(error instanceof TimeoutError);
-  }
-}
-
-async function closeWithin(what: string, closing: Promise<unknown>, logger: Logger) {
-  try {
-    await withTimeout(closing, SHUTDOWN_CLOSE_MARGIN_MS, `closing ${what}`);
-  } catch (error) {
-    logger.warn(`${what} did not close cleanly`, { error: describeError(error) });
-  }
 }

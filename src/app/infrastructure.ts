@@ -12,8 +12,9 @@ import { FEISHU_REQUESTED_EVENT } from "../notifications/feishu-requested-payloa
 import type { ObservedEvents } from "../observability/metrics.ts";
 import type { OutboxEvents } from "../outbox/outbox-events.ts";
 import { createRouteTable, type RouteTable, type ServiceRoute } from "../outbox/routes.ts";
+import type { RetentionEvents } from "../retention/retention-job.ts";
 
-export type AppEvents = OutboxEvents & DeliveryEvents & ObservedEvents;
+export type AppEvents = OutboxEvents & DeliveryEvents & ObservedEvents & RetentionEvents;
 
 /** What every area of the app shares: time, logs, events, the database, the routes and the bus. */
 export interface Infrastructure {

@@ -3,6 +3,7 @@ import { deliverySpec, feishuSpec } from "./delivery-spec.ts";
 import { databaseSpec, kafkaSpec } from "./infrastructure-spec.ts";
 import { metricsSpec } from "./metrics-spec.ts";
 import { outboxSpec } from "./outbox-spec.ts";
+import { retentionSpec } from "./retention-spec.ts";
 import { secretsSpec } from "./secrets-spec.ts";
 import { optional, setting } from "./setting.ts";
 import { tracingSpec } from "./tracing-spec.ts";
@@ -28,6 +29,7 @@ export const configSpec = {
   delivery: deliverySpec,
   api: apiSpec,
   metrics: metricsSpec,
+  retention: retentionSpec,
   secretsKey: optional(
     "SECRETS_KEY",
     secretsKey,

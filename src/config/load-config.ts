@@ -1,6 +1,7 @@
 import { secretKeyId } from "../lib/secret-box.ts";
 import { configSpec } from "./config-spec.ts";
 import { GoConfigError, type GoDeploymentFiles, readGoDeployment } from "./go-deployment.ts";
+import { retentionCrossCheck } from "./retention-spec.ts";
 import { ConfigError, type Env, readSpec, settingsOf, type ValuesOf } from "./setting.ts";
 
 export { ConfigError } from "./setting.ts";
@@ -36,6 +37,7 @@ export const configKeys = settingsOf(configSpec).map(({ key, shownDefault, doc }
 
 /** Rules over several keys; each returns the error to report, or undefined. */
 const crossChecks: readonly ((config: ValuesOf<typeof configSpec>) => string | undefined)[] = [
+  ({ retention }) => retentionCrossCheck(retention),
   ({ outbox }) =>
     outbox.retryMaxMs < outbox.retryBaseMs
       ? "OUTBOX_RETRY_MAX_MS must not be below OUTBOX_RETRY_BASE_MS"

@@ -2,6 +2,7 @@ import { type Kysely, type Migration, type MigrationProvider, Migrator } from "k
 import type { DbTraits } from "./db-traits.ts";
 import { widenIdColumns } from "./int64-id-migration.ts";
 import {
+  addRetentionIndexes,
   createNotificationRecords,
   createNotificationRequestKeys,
   createNotificationSendBudgets,
@@ -29,6 +30,8 @@ import { ensureOutboxTable } from "./outbox-table-migration.ts";
  *   `INT` columns that 0002 and 0003 created before are widened (int64-id-migration.ts).
  * - 0006: `notification_send_budgets (destination primary key, version, sent_at, last_sent_ms)`: Feishu's
  *   per-destination rate limits, shared by every instance (notifications/sql/sql-send-budget.ts).
+ * - 0007 and `idx_outbox_retention (status, updated_at)`: the retention job (src/retention) finds final rows
+ *   by status and age, and the idempotency keys by `created_at`, without scanning the tables.
  *
  * The outbox table's name comes from the route and may be overridden, so it is not a migration: it is ensured
  * (created if missing, indexes added if missing) on every start, outside the migrator, whose history would
@@ -70,5 +73,6 @@ export function migrations(traits: DbTraits): Record<string, Migration> {
       },
     },
     "0006_notification_send_budgets": { up: (db) => createNotificationSendBudgets(db, traits) },
+    "0007_retention_indexes": { up: (db) => addRetentionIndexes(db, traits) },
   };
 }

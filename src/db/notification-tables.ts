@@ -134,3 +134,12 @@ export async function createNotificationSendBudgets<DB>(db: Kysely<DB>, traits: 
     .execute();
   await ensureIndex(db, traits, "notification_send_budgets", "idx_send_budget_last_sent", ["last_sent_ms"]);
 }
+
+/** 0007: the retention job's scans (src/retention): final rows by status and age, the keys by age. */
+export async function addRetentionIndexes<DB>(db: Kysely<DB>, traits: DbTraits) {
+  await ensureIndex(db, traits, "notification_records", "idx_notification_retention", [
+    "status",
+    "updated_at",
+  ]);
+  await ensureIndex(db, traits, "notification_request_keys", "idx_request_keys_created", ["created_at"]);
+}

@@ -38,4 +38,5 @@ export async function ensureOutboxTable<DB>(db: Kysely<DB>, traits: DbTraits, ta
   }
   await ensureIndex(db, traits, table, "idx_outbox_status_next", ["status", "next_retry_at", "biz_type"]);
   await ensureIndex(db, traits, table, "idx_outbox_claim", ["status", "next_retry_at", "id"]);
+  await ensureIndex(db, traits, table, "idx_outbox_retention", ["status", "updated_at"]);
 }

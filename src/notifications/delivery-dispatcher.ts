@@ -71,7 +71,10 @@ export function createDeliveryDispatcher(deps: DispatcherDeps): DeliveryDispatch
   const wakeup = createWakeup();
   const flusher = createResultFlusher({
     ...deps,
-    done: ({ result }) => queue.forget(result.id),
+    done: ({ result }) => {
+      queue.forget(result.id);
+      wakeup.notify();
+    },
   });
   const state: LoopState = { ...deps, queue, wakeup, flusher, inFlight: 0 };
   return {
@@ -97,8 +100,11 @@ async function runDispatcher(state: LoopState, signal: AbortSignal): Promise<voi
   const claimFailures = createBackoff(databaseRetry);
   while (!signal.aborted) {
     // Claim in chunks: waiting until a quarter of the slots are free turns one tiny claim per finished POST
-    // into one claim per group of them (a claim is an UPDATE plus a SELECT).
-    const free = options.concurrency - state.inFlight;
+    // into one claim per group of them (a claim is an UPDATE plus a SELECT). Results waiting for their write
+    // beyond one `concurrency` take slots too: when the database writes them slower than they are sent, sending
+    // slows to its pace instead of piling finished attempts (request and response bodies) up in memory.
+    const backlog = Math.max(0, flusher.unwritten() - options.concurrency);
+    const free = options.concurrency - state.inFlight - backlog;
     if (free <= 0 || (state.inFlight > 0 && free < Math.max(1, Math.floor(options.concurrency / 4)))) {
       await wakeup.wait(1_000, signal);
       continue;

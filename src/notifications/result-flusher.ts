@@ -34,17 +34,21 @@ export function createResultFlusher(deps: {
 }) {
   const { records, clock, logger } = deps;
   const pending: FinishedAttempt[] = [];
+  /** The batch being written. */
+  let writing = 0;
   const wakeup = createWakeup();
 
   async function flushOnce(): Promise<boolean> {
     const batch = pending.splice(0, pending.length);
     let written: Set<RecordId>;
+    writing = batch.length;
     try {
       written = await records.recordResults(
         batch.map((b) => b.result),
         clock.now(),
       );
     } catch (error) {
+      writing = 0;
       pending.unshift(...batch);
       logger.error("cannot record delivery results; retrying", {
         error: describeError(error),
@@ -52,11 +56,14 @@ export function createResultFlusher(deps: {
       });
       return false;
     }
+    writing = 0;
     for (const attempt of batch) report(deps, attempt, written.has(attempt.result.id));
     return true;
   }
 
   return {
+    /** Finished attempts not written yet (waiting, or in the write under way): the dispatcher's backpressure. */
+    unwritten: () => pending.length + writing,
     add(attempt: FinishedAttempt) {
       pending.push(attempt);
       wakeup.notify();

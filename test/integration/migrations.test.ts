@@ -48,6 +48,7 @@ describe("migrations on MariaDB", () => {
         "0004_notification_request_keys",
         "0005_int64_ids",
         "0006_notification_send_budgets",
+        "0007_retention_indexes",
       ]);
       assert.deepEqual(
         await migrateToLatest(db.kysely, db.traits, { outbox: "notification_outbox_messages" }),
@@ -58,6 +59,7 @@ describe("migrations on MariaDB", () => {
         assert.deepEqual((await indexNames(db, table)).sort(), [
           "PRIMARY",
           "idx_outbox_claim",
+          "idx_outbox_retention",
           "idx_outbox_status_next",
         ]);
       }
@@ -223,6 +225,7 @@ describe("migrations on SQLite", () => {
         and tbl_name = 'renamed_outbox'`.execute(db.kysely);
       assert.deepEqual(rows.map((r) => r.name).sort(), [
         "renamed_outbox_idx_outbox_claim",
+        "renamed_outbox_idx_outbox_retention",
         "renamed_outbox_idx_outbox_status_next",
       ]);
     } finally {

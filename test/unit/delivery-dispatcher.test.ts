@@ -170,3 +170,40 @@ test("a record another claim already holds is not sent", async () => {
   assert.deepEqual(sent, [2]);
   assert.equal(dispatcher.backlog(), 0, "the lost claim is forgotten, not kept queued");
 });
+
+test("while results cannot be written, sending stops: finished attempts never pile up in memory", async () => {
+  const records = fakeRecords(
+    Array.from({ length: 100 }, (_, i) => aRecord({ id: i + 1, userId: BigInt(i + 1) })),
+  );
+  let release: (() => void) | undefined;
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const write = records.claims.recordResults;
+  records.claims.recordResults = async (results, now) => {
+    await gate;
+    return write(results, now);
+  };
+  let sends = 0;
+  const provider: DeliveryProvider = {
+    async send() {
+      sends += 1;
+      return { outcome: "success", requestPayload: "{}", responsePayload: "{}" };
+    },
+  };
+  const { dispatcher, resultCount, stop } = dispatcherWith(records, provider);
+  dispatcher.submit(Array.from({ length: 100 }, (_, i) => ({ recordId: i + 1, userId: BigInt(i + 1) })));
+  // Every port here answers without a timer: these turns let the dispatcher go as far as it would.
+  for (let turn = 0; turn < 200; turn++) await new Promise((resolve) => setImmediate(resolve));
+  const concurrency = 4;
+  const sendsWhileBlocked = sends;
+  release?.();
+  await resultCount(100);
+  await stop();
+  assert.ok(sendsWhileBlocked > 0, "it started sending");
+  assert.ok(
+    sendsWhileBlocked <= 2 * concurrency,
+    `${sendsWhileBlocked} sends while no result could be written`,
+  );
+  assert.equal(records.written.length, 100);
+});
