@@ -78,9 +78,16 @@ describe("Feishu's rate limits across instances (mysql+kafka)", () => {
         (recorder) =>
           recorder.of<Result>("delivery:result").filter((r) => sharedRecords.has(r.recordId)).length,
       );
+      // Which instance wins each send is a race: one may win them all. Either way each instance took part: it
+      // sent to the shared bot, or it was held back by the budget the other's sends had spent (a budget of its
+      // own would never have held back an instance that sent nothing).
+      const sharedUsers = new Set([301n, 302n, 303n, 304n, 305n, 306n]);
+      const heldBack = perApp.map((recorder) =>
+        recorder.of<Throttled>("delivery:throttled").some((t) => sharedUsers.has(t.userId)),
+      );
       assert.ok(
-        sharedBy.every((count) => count > 0),
-        `both instances sent to the shared bot (${sharedBy.join(" + ")}), so its limit held across them`,
+        sharedBy.every((count, i) => count > 0 || heldBack[i]),
+        `each instance sent to the shared bot (${sharedBy.join(" + ")}) or was held back by its budget (${heldBack.join(", ")})`,
       );
       assert.ok(
         events.of<Throttled>("delivery:throttled").some((t) => t.userId === 301n),
