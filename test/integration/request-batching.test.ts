@@ -199,14 +199,22 @@ describe("RequestFeishuNotification batching: a key another instance commits mea
       const calls = Promise.allSettled(ids.map((id) => rpc.call(id, `k-${id}`))).finally(() => {
         settled = true;
       });
-      // This test's own sessions only (the server is shared): one of them waits for a lock.
+      // The batch's insert waits for the row lock on evt-clash's key, which `other`'s uncommitted row holds, in
+      // this test's database (the server is shared). Read live, from SHOW ENGINE INNODB STATUS: the
+      // information_schema tables innodb_trx / innodb_locks / innodb_lock_waits are served from a cache that
+      // InnoDB refreshes only when nobody has read it for 100 ms, so a poll loop (this one, or any session's on
+      // the shared server) keeps reading the snapshot taken before the batch began and never sees the wait.
+      const [[{ db }]] = (await other.query("select database() as db")) as unknown as [[{ db: string }]];
+      const escaped = `\`${db}\`.\`notification_request_keys\``.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+      const waitOnKey = new RegExp(
+        `TRX HAS BEEN WAITING [^\\n]* FOR THIS LOCK TO BE GRANTED:\\nRECORD LOCKS [^\\n]* of table ${escaped} [^\\n]* waiting\\n` +
+          `Record lock, [^\\n]*\\n 0: len 9; hex ${Buffer.from("evt-clash").toString("hex")};`,
+      );
       const waiting = async () => {
-        const [rows] = await other.query(
-          `select count(*) as n from information_schema.innodb_trx t
-           join information_schema.processlist p on p.id = t.trx_mysql_thread_id
-           where t.trx_state = 'LOCK WAIT' and p.db = database()`,
-        );
-        return Number((rows as { n: number }[])[0]?.n) > 0;
+        const [rows] = await other.query("show engine innodb status");
+        const status = String((rows as { Status: string }[])[0]?.Status);
+        const transactions = status.slice(status.indexOf("\nTRANSACTIONS\n")); // not the last deadlock's report
+        return waitOnKey.test(transactions);
       };
       const deadline = Date.now() + 30_000;
       while (!(await waiting())) {
