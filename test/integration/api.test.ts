@@ -514,6 +514,12 @@ describe("the gRPC API on MariaDB + Kafka", () => {
       const recordId = await recordOf(events, Number(message.id));
       assert.equal((await attemptOf(events, recordId)).status, "sent");
       assert.equal(fake.requestsFor("flowkey0307").length, 1);
+      // The send may finish before the consumer's outcome transaction commits: await the outcome.
+      await events.until("the replayed row is consumed", () =>
+        events
+          .of<{ consumed: readonly number[] }>("consumer:outcomes")
+          .some((o) => o.consumed.includes(Number(message.id))),
+      );
       const [row] = await outboxRows(app, [Number(message.id)]);
       assert.equal(row?.status, "consumed");
 
