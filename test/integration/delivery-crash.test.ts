@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { after, before, describe, test } from "node:test";
+import type { App } from "../../src/app.ts";
 import { migrateToLatest } from "../../src/db/migrations.ts";
 import { attemptOf, feishuEnv, givenChannel, requestNotification } from "../support/delivery.ts";
 import { type FakeFeishu, startFakeFeishu } from "../support/fake-feishu.ts";
@@ -40,20 +41,34 @@ describe("a sender killed mid-send (MariaDB + Kafka, a real process)", () => {
 
     // Another instance, its clock past the 60 s lease the dead process took.
     const clock = createManualClock(new Date(Date.now() + 61_000));
-    const survivor = await startApp(testEnv, { clock });
+    // Its retry scan runs as it starts and may resend at once: the hook is in place before it starts.
+    let started: ((app: App) => void) | undefined;
+    const survivorReady = new Promise<App>((resolve) => {
+      started = resolve;
+    });
+    const idOf110 = async (app: App) =>
+      Number(
+        (
+          (await app.db.kysely
+            .selectFrom("notification_records")
+            .select("id")
+            .where("user_id", "=", 110)
+            .execute()) as [{ id: number }]
+        )[0].id,
+      );
+    let during: Awaited<ReturnType<App["records"]["get"]>>;
+    fake.script("flowkey0110", {
+      before: async () => {
+        const app = await survivorReady;
+        during = await app.records.get(await idOf110(app));
+      },
+    });
+    const survivor = await startApp(testEnv, { clock, start: false });
     const events = recordEvents(survivor);
+    started?.(survivor);
+    await survivor.start();
     try {
-      const [{ id }] = (await survivor.db.kysely
-        .selectFrom("notification_records")
-        .select("id")
-        .where("user_id", "=", 110)
-        .execute()) as [{ id: number }];
-      let during: Awaited<ReturnType<typeof survivor.records.get>>;
-      fake.script("flowkey0110", {
-        before: async () => {
-          during = await survivor.records.get(Number(id));
-        },
-      });
+      const id = await idOf110(survivor);
       await survivor.retryLoop.scanOnce();
       const result = await attemptOf(events, Number(id));
       assert.equal(result.status, "sent");
