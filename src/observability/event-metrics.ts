@@ -3,9 +3,13 @@ import type { DeliveryEvents } from "../notifications/delivery-events.ts";
 import type { OutboxEvents } from "../outbox/outbox-events.ts";
 import type { Series } from "./metric-series.ts";
 
-/** Events this adapter needs besides the outbox's and the delivery's: the bus's lag and the API's calls. */
+/**
+ * Events this adapter needs besides the outbox's and the delivery's: the bus's lag, the API's calls and the
+ * retention job's deletions (src/retention emits it with this shape).
+ */
 export interface ObservedEvents {
   "consumer:lag": { readonly topic: string; readonly partition: number; readonly lag: number };
+  "retention:deleted": { readonly tables: Readonly<Record<string, number>> };
   "api:call": { readonly method: string; readonly code: string; readonly seconds: number };
   [name: string]: unknown;
 }
@@ -29,6 +33,9 @@ export function countEvents(events: EventHub<MetricEvents>, series: Series): () 
       s.relayErrors.inc({ kind: brokerUnavailable ? "broker_unavailable" : "publish_failed" }, ids.length);
     }),
     events.on("relay:dead", ({ ids }) => s.relayDead.inc(ids.length)),
+    events.on("retention:deleted", ({ tables }) => {
+      for (const [table, rows] of Object.entries(tables)) s.retentionDeleted.inc({ table }, rows);
+    }),
     events.on("sweeper:requeued", ({ retried, exhausted, expired }) => {
       s.sweeperRequeued.inc({ result: "retried" }, retried);
       s.sweeperRequeued.inc({ result: "exhausted" }, exhausted);

@@ -56,6 +56,11 @@ function outboxSeries({ counter, gauge, histogram }: Makers) {
       "outbox_relay_dead_rows_total",
       "Rows the relay marked dead (undecodable or out of retries)",
     ),
+    retentionDeleted: counter(
+      "retention_deleted_rows_total",
+      "Final rows the retention job deleted, by table (the outbox table, notification_records, notification_request_keys)",
+      ["table"],
+    ),
     sweeperRequeued: counter(
       "outbox_sweeper_requeued_total",
       "Stale claimed rows the sweeper settled, by result (retried, exhausted, expired)",

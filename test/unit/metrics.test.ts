@@ -35,6 +35,9 @@ test("each event moves its series; a status the table should not hold counts as 
   });
   events.emit("consumer:dropped", { reason: "user 42 said https://x", topic: "t", offset: "7" });
   events.emit("sweeper:requeued", { retried: 2, exhausted: 1, expired: 0 });
+  events.emit("retention:deleted", {
+    tables: { notification_records: 500, notification_outbox_messages: 3 },
+  });
   events.emit("delivery:claimed", { ids: [1, 2], at: 0, leaseRecovered: 1 });
   events.emit("retry:scanned", { found: 0, killed: 2, expired: 0 });
   events.emit("delivery:throttled", { userId: 42n, waitMs: 250, at: 0 });
@@ -51,6 +54,8 @@ test("each event moves its series; a status the table should not hold counts as 
     [`${P}outbox_consumer_messages_total{outcome="dropped"}`]: 1,
     [`${P}outbox_consumer_dead_total{reason_class="version_mismatch"}`]: 1,
     [`${P}outbox_sweeper_requeued_total{result="retried"}`]: 2,
+    [`${P}retention_deleted_rows_total{table="notification_records"}`]: 500,
+    [`${P}retention_deleted_rows_total{table="notification_outbox_messages"}`]: 3,
     [`${P}delivery_lease_recoveries_total{kind="reclaimed"}`]: 1,
     [`${P}delivery_lease_recoveries_total{kind="exhausted"}`]: 2,
     [`${P}delivery_rate_limit_waits_total`]: 1,
