@@ -332,7 +332,14 @@ export async function runScenario(infra: Infra, spec: ScenarioSpec): Promise<Sce
     }
     const alive = [...services.values()].every((s) => s.alive() || s.ended());
     const complete = lost === 0;
-    const recoveryS = complete && healAt !== undefined ? (lastDelivered - healAt) / 1000 : null;
+    const sinceHeal = complete && healAt !== undefined ? (lastDelivered - healAt) / 1000 : null;
+    // Everything may have gone out before the heal was seen (scenario 6: the others are delivered while the
+    // poison is still being retried): nothing was left to recover.
+    if (sinceHeal !== null && sinceHeal < 0)
+      notes.push(
+        `the last notification went out ${(-sinceHeal).toFixed(1)} s before the fault was seen healed`,
+      );
+    const recoveryS = sinceHeal === null ? null : Math.max(0, sinceHeal);
     const goal = spec.recoveryGoalMs ?? 15_000;
     if (lost > 0) failures.push(`${lost} lost`);
     if (spec.duplicates === "none" && duplicated > 0) failures.push(`${duplicated} duplicated (goal: 0)`);
