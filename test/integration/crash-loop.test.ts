@@ -3,6 +3,8 @@ import { after, before, describe, test } from "node:test";
 import type { App } from "../../src/app.ts";
 import { FEISHU_REQUESTED_EVENT } from "../../src/notifications/feishu-requested-payload.ts";
 import type { OutboxEvent, OutboxHandler } from "../../src/outbox/outbox-handler.ts";
+import { createOutboxOperations } from "../../src/outbox/store/operations-store.ts";
+import { outboxTable } from "../../src/outbox/store/outbox-table.ts";
 import { feishuPayload } from "../support/handlers.ts";
 import {
   backends,
@@ -113,6 +115,20 @@ for (const backend of backends) {
           [4, 2],
           [5, 1],
         ]);
+
+        // Replayed (once its cause is fixed), a crash-looped row is handled again: its crash count starts over.
+        const operations = createOutboxOperations(
+          outboxTable(app.db.kysely, app.db.traits, app.route.table, () => 1_000),
+        );
+        assert.deepEqual(await operations.replayDead({ ids: [thrice] }, "replayed", new Date()), [thrice]);
+        await events.until("the replayed row is consumed", () =>
+          events.of<Outcomes>("consumer:outcomes").some((o) => o.consumed.includes(thrice)),
+        );
+        assert.ok(
+          calls.flat().some((e) => e.outboxId === thrice),
+          "the replayed row reached its handler",
+        );
+        assert.deepEqual(await counters(app, [thrice]), [[1, 1]]);
       } finally {
         await app.stop();
       }

@@ -122,6 +122,9 @@ function replayDead({ db, traits, name }: OutboxTable, selector: ReplaySelector,
       .set({
         status: OutboxStatus.pending,
         retry_count: 0,
+        // A fresh budget of crashes too: a row dead from a crash loop is replayed once its cause is fixed.
+        started_attempts: 0,
+        finished_attempts: 0,
         next_retry_at: traits.time(now),
         published_at: null,
         last_error: errorText(reason),
