@@ -130,7 +130,7 @@ function crashLoopScenario(): ScenarioSpec {
   let lock: mysql.Connection | undefined;
   return {
     id: "6",
-    title: `crash-loop: handling one event kills the process (dead after ${limit} starts?)`,
+    title: `crash-loop: handling one event kills the process (dead after ${limit} starts, the service stays up)`,
     notifications,
     users,
     duplicates: "in-flight",
@@ -174,7 +174,7 @@ function crashLoopScenario(): ScenarioSpec {
         if (rows.some((r) => r.status === "dead" && (r.last_error ?? "") !== "")) {
           ctx.markHealed(`poison outbox row dead after ${kills} crash(es): ${describe(rows)}`);
           ctx.note(
-            `6: the poison row ended dead after ${kills} crash(es): ${rows.map((r) => r.last_error).join(" | ")}`,
+            `the poison row ended dead after ${kills} crash(es): ${rows.map((r) => r.last_error).join(" | ")}`,
           );
           break;
         }
