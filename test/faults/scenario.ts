@@ -45,8 +45,8 @@ export const tunedEnv: Readonly<Record<string, string>> = {
   // A record taken in but never claimed (its instance died) is retried after 3 s (default 2 min).
   DELIVERY_STRANDED_AFTER_MS: "3000",
   // The sweeper looks every second (default 30 s) for rows stuck in `published`, and a publish times out after
-  // 3 s (default 10 s): with the unacknowledged-claim re-queue (EXPERIMENT commit) a killed relay's claimed
-  // batch goes out again 7 s after its claim. Without that commit these two change nothing measured here.
+  // 3 s (default 10 s): a killed relay's claimed, unacknowledged batch is re-queued and goes out again 7 s
+  // (2 × the publish timeout + 1 s) after its claim.
   OUTBOX_SWEEP_INTERVAL_MS: "1000",
   OUTBOX_PUBLISH_TIMEOUT_MS: "3000",
   SHUTDOWN_GRACE_MS: "5000",
