@@ -4,7 +4,6 @@
  * the grace time; hundreds of concurrent Connect calls leave stderr clean (no MaxListenersExceededWarning).
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
 import { constants } from "node:http2";
@@ -14,37 +13,13 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { grpcFrame } from "../support/h2-raw.ts";
 import { h2Request, h2Session } from "../support/h2-request.ts";
+import { startServiceProcess } from "../support/service-process.ts";
 
 const GET = "/smartflow.notification.Notification/GetFeishuWebhook";
 const USER_42 = Buffer.from([0x08, 0x2a]);
 
-async function startService(dir: string, env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-    env: {
-      ...process.env,
-      LOG_LEVEL: "info",
-      GRPC_ADDR: "127.0.0.1:0",
-      METRICS_ADDR: "127.0.0.1:0",
-      DATABASE_URL: `sqlite:${join(dir, "db.sqlite")}`,
-      KAFKA_BROKERS: "",
-      ...env,
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-    stderr += chunk;
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
-      const match = /"msg":"api listening"[^\n]*"address":"127\.0\.0\.1:(\d+)"/.exec(stdout);
-      if (match) resolve(Number(match[1]));
-    });
-    child.once("exit", (code) => reject(new Error(`exited ${code} before listening: ${stderr}`)));
-  });
-  return { child, port, stderr: () => stderr, stdout: () => stdout };
+function startService(dir: string, env: Record<string, string> = {}) {
+  return startServiceProcess({ DATABASE_URL: `sqlite:${join(dir, "db.sqlite")}`, ...env });
 }
 
 test("a reset mid-message does not kill the process; a silent connection does not hold SIGTERM", async () => {

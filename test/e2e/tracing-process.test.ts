@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -9,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { legacyClient } from "../support/grpc-clients.ts";
+import { startServiceProcess } from "../support/service-process.ts";
 
 /** A stand-in OTLP/HTTP collector on loopback: keeps each POSTed body. */
 async function startCollector() {
@@ -26,26 +26,7 @@ async function startCollector() {
   return { bodies, port: (server.address() as AddressInfo).port, close: () => server.close() };
 }
 
-async function startService(env: Record<string, string>) {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-    env: { ...process.env, LOG_LEVEL: "info", GRPC_ADDR: "127.0.0.1:0", KAFKA_BROKERS: "", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-    stderr += chunk;
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
-      const match = /"msg":"api listening"[^\n]*"address":"127\.0\.0\.1:(\d+)"/.exec(stdout);
-      if (match) resolve(Number(match[1]));
-    });
-    child.once("exit", (code) => reject(new Error(`exited ${code} before listening: ${stderr}`)));
-  });
-  return { child, port, stdout: () => stdout };
-}
+const startService = startServiceProcess;
 
 test("the process with an OTLP endpoint exports the RPC's span, continuing the caller's trace, by shutdown", async () => {
   const dir = await mkdtemp(join(tmpdir(), "sfn-e2e-trace-"));
