@@ -150,6 +150,7 @@ const result = await withDatabase(async (url) => {
       FEISHU_ALLOWED_HOSTS: fake.host,
       FEISHU_CA_FILE: caFile,
       GRPC_ADDR: `127.0.0.1:${port}`,
+      METRICS_ADDR: "127.0.0.1:0",
       API_TOKEN: TOKEN,
     },
   });

@@ -87,6 +87,7 @@ test("a row whose handling kills the process is dead after OUTBOX_MAX_CRASHES cr
     OUTBOX_SERVICES_NOTIFICATION_GROUP_ID: uniqueName("sfn-crash-group"),
     OUTBOX_MAX_CRASHES: String(MAX_CRASHES),
     GRPC_ADDR: "127.0.0.1:0",
+    METRICS_ADDR: "127.0.0.1:0",
     FEISHU_ALLOWED_HOSTS: fake.host,
     FEISHU_CA_FILE: caFile,
     FRONTEND_BASE_URL: "https://app.crash.test",
