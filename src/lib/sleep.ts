@@ -14,6 +14,14 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** Resolves once `signal` aborts (at once if it has): a loop with nothing to do waits for shutdown with it. */
+export function untilAborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+}
+
 /**
  * A wake-up that a loop can wait on between polls: `wait(ms, signal)` returns early when `notify()` was called
  * (even before the wait began), so a producer in this process never waits out a poll interval.

@@ -30,14 +30,21 @@ export function createStoreGauges(deps: {
   readonly logger: Logger;
 }) {
   const { sources, series, logger } = deps;
+  // One read of the stores at a time, whatever the scrape rate: scrapes that arrive while one is in flight (even
+  // one that a previous scrape stopped waiting for) share it, so scrapes can never fill the database pool.
+  let reading:
+    | Promise<[Awaited<ReturnType<GaugeSources["outbox"]>>, Readonly<Record<string, number>>]>
+    | undefined;
+  const read = () => {
+    reading ??= Promise.all([sources.outbox(), sources.records()]).finally(() => {
+      reading = undefined;
+    });
+    return reading;
+  };
   return async function refresh(): Promise<void> {
     series.deliveryBacklog.set(sources.deliveryBacklog());
     try {
-      const [outbox, records] = await withTimeout(
-        Promise.all([sources.outbox(), sources.records()]),
-        deps.timeoutMs,
-        "metrics: read the stores",
-      );
+      const [outbox, records] = await withTimeout(read(), deps.timeoutMs, "metrics: read the stores");
       setByStatus(series.outboxRows, OUTBOX_STATUSES, outbox.byStatus);
       series.outboxOldestDue.set(outbox.oldestDueAgeMs / 1_000);
       setByStatus(series.records, RECORD_STATUSES, records);

@@ -2,7 +2,7 @@ import type { Clock } from "../lib/clock.ts";
 import type { EventHub } from "../lib/event-hub.ts";
 import type { Logger } from "../lib/logger.ts";
 import { runPeriodically } from "../lib/periodic.ts";
-import { sleep } from "../lib/sleep.ts";
+import { sleep, untilAborted } from "../lib/sleep.ts";
 import type { ExpiryRule, RetentionStore } from "./retention-store.ts";
 
 export interface RetentionEvents {
@@ -57,7 +57,8 @@ export function createRetentionJob(deps: {
   return {
     runOnce,
     run(signal: AbortSignal): Promise<void> {
-      if (rules.length === 0) return Promise.resolve();
+      // Everything kept forever: nothing to do, but a loop that returned would count as failed (supervision).
+      if (rules.length === 0) return untilAborted(signal);
       return runPeriodically(
         signal,
         () => options.intervalMs,

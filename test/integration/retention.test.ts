@@ -276,6 +276,28 @@ for (const backend of backends) {
  * SmartFlow's Go services write `datetime` columns in their own zone (Asia/Shanghai here, written by MariaDB
  * itself): the cut-off must be compared in DATABASE_TIME_ZONE, or rows look 8 hours younger than they are.
  */
+describe("retention turned off (sqlite+memory)", () => {
+  test("with every kind kept forever the job waits for shutdown: the supervisor sees no failed loop", async () => {
+    const testEnv = await createTestEnv("sqlite+memory", {
+      RETENTION_CONSUMED_DAYS: "0",
+      RETENTION_RECORDS_DAYS: "0",
+      RETENTION_DEAD_DAYS: "0",
+    });
+    const app = await startApp(testEnv);
+    try {
+      // A loop that returned on its own is reported by the time start has resolved (the API's listen came after).
+      const outcome = await Promise.race([
+        app.loopFailed().then((failure) => `${failure.loop} failed: ${failure.error}`),
+        new Promise<string>((resolve) => setImmediate(() => resolve("no loop failed"))),
+      ]);
+      assert.equal(outcome, "no loop failed");
+    } finally {
+      await app.stop();
+      await testEnv.dispose();
+    }
+  });
+});
+
 describe("retention on mysql+kafka reads the Go tables' wall clock in DATABASE_TIME_ZONE", () => {
   let testEnv: TestEnv;
   let app: App;
