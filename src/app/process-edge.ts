@@ -1,14 +1,19 @@
 import { type AppOptions, createApp, SHUTDOWN_CLOSE_MARGIN_MS } from "../app.ts";
 import { ConfigError, loadConfig } from "../config/load-config.ts";
+import { withTimeout } from "../lib/sleep.ts";
 import { resealSecrets } from "./reseal-command.ts";
 import { runUntilStopped } from "./supervision.ts";
 import { startTracing, tracingPlan } from "./tracing-sdk.ts";
 
+/** The last spans get this long to reach the collector at exit (within the backstop's margin). */
+const TRACING_FLUSH_MS = 2_000;
+
 /**
  * The process edge: config → app → start; SIGINT/SIGTERM → the staged stop, within SHUTDOWN_GRACE_MS plus a
  * small margin, then exit 0; a second signal forces exit. A loop that fails for good stops the app the same
- * way and exits 70 (supervision.ts). `main.js reseal-secrets` runs the reseal job instead (reseal-command.ts). Resolves with the exit code; src/main.ts exits with it. `options` are
- * createApp's (a test runs the real edge over a bus of its own).
+ * way and exits 70 (supervision.ts). `main.js reseal-secrets` runs the reseal job instead (reseal-command.ts).
+ * Resolves with the exit code; src/main.ts exits with it. `options` are createApp's (a test runs the real edge
+ * over a bus of its own).
  */
 export async function serve(options: AppOptions = {}): Promise<number> {
   let config: ReturnType<typeof loadConfig>;
@@ -50,6 +55,6 @@ export async function serve(options: AppOptions = {}): Promise<number> {
   });
   const code = await runUntilStopped(app, stopped);
   // The spans of the last calls and notifications are exported before the process exits.
-  await tracing.shutdown().catch(() => undefined);
+  await withTimeout(tracing.shutdown(), TRACING_FLUSH_MS, "flush the traces").catch(() => undefined);
   return code;
 }

@@ -60,13 +60,16 @@ export async function writeBatch(
     return receipts.map((value) => ({ ok: true, value }));
   } catch (error) {
     if (AppError.is(error) && error.retryable) return batch.map(() => ({ ok: false, error }));
-    return Promise.all(
-      batch.map((request) =>
-        deps.writeOne(request).then(
+    // One at a time: a batch's worth of transactions at once would crowd the pool just when it is contended.
+    const settled: Settled<RequestReceipt>[] = [];
+    for (const request of batch) {
+      settled.push(
+        await deps.writeOne(request).then(
           (value): Settled<RequestReceipt> => ({ ok: true, value }),
           (error: unknown): Settled<RequestReceipt> => ({ ok: false, error }),
         ),
-      ),
-    );
+      );
+    }
+    return settled;
   }
 }
