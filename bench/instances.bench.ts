@@ -62,6 +62,7 @@ async function measure(setup: Setup): Promise<{ relay: number; delivery: number 
       FEISHU_CA_FILE: caFile,
       DELIVERY_RATE_LIMIT_SCOPE: setup.scope,
       GRPC_ADDR: "127.0.0.1:0",
+      METRICS_ADDR: "",
     };
     const apps: App[] = [];
     let published = 0;

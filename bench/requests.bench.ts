@@ -112,7 +112,7 @@ async function measure(name: string, env: Record<string, string>) {
   try {
     for (const variant of variants) {
       const app = createApp(
-        loadConfig({ LOG_LEVEL: "warn", GRPC_ADDR: "127.0.0.1:0", ...env, ...variant.env }),
+        loadConfig({ LOG_LEVEL: "warn", GRPC_ADDR: "127.0.0.1:0", METRICS_ADDR: "", ...env, ...variant.env }),
         { logger: createLogger("warn") },
       );
       await app.start();
