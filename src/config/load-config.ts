@@ -1,6 +1,7 @@
 import { secretKeyId } from "../lib/secret-box.ts";
 import { configSpec } from "./config-spec.ts";
 import { GoConfigError, type GoDeploymentFiles, readGoDeployment } from "./go-deployment.ts";
+import { METRICS_ADDR } from "./metrics-spec.ts";
 import { retentionCrossCheck } from "./retention-spec.ts";
 import { ConfigError, type Env, readSpec, settingsOf, type ValuesOf } from "./setting.ts";
 
@@ -125,8 +126,13 @@ function readGo(env: Env, options: LoadOptions) {
 }
 
 /** A blank variable counts as unset (setting.ts `envValue`), so it must not hide the Go deployment's value. */
+/** Blank variables count as unset (the Go deployment's value or the default applies), except METRICS_ADDR's. */
 function withoutBlanks(env: Env): Env {
-  return Object.fromEntries(Object.entries(env).filter(([, value]) => value?.trim()));
+  return Object.fromEntries(
+    Object.entries(env).filter(
+      ([key, value]) => value?.trim() || (key === METRICS_ADDR && value !== undefined),
+    ),
+  );
 }
 
 /** " (GRPC_ADDR came from notification.rpc.listenOn in /app/config.yaml)" for each Go key the message names. */

@@ -1,7 +1,8 @@
 import { envValue, type Setting } from "./setting.ts";
 import { address } from "./value-parsers.ts";
 
-const METRICS_ADDR = "METRICS_ADDR";
+/** Its empty value is a value (the listener off), so load-config.ts keeps it when it drops blank variables. */
+export const METRICS_ADDR = "METRICS_ADDR";
 const METRICS_DEFAULT = "0.0.0.0:9464";
 
 /**

@@ -207,3 +207,14 @@ test("a bad Go value stops startup naming the Go key it came from", () => {
     );
   }
 });
+
+test("METRICS_ADDR: unset listens on 0.0.0.0:9464, empty turns the listener off (it is not dropped as blank)", () => {
+  const base = { DATABASE_URL: "sqlite::memory:" };
+  assert.deepEqual(loadConfig(base).metrics.address, { host: "0.0.0.0", port: 9464 });
+  assert.equal(loadConfig({ ...base, METRICS_ADDR: "" }).metrics.address, undefined);
+  assert.equal(loadConfig({ ...base, METRICS_ADDR: "  " }).metrics.address, undefined);
+  assert.deepEqual(loadConfig({ ...base, METRICS_ADDR: "127.0.0.1:0" }).metrics.address, {
+    host: "127.0.0.1",
+    port: 0,
+  });
+});
