@@ -51,8 +51,11 @@ export function createKafkaBus(options: KafkaBusOptions): MessageBus {
     async publish(topic, messages, publishOptions = {}) {
       if (messages.length === 0) return;
       let used: Producer | undefined;
+      let abandoned = false;
       const send = async () => {
-        used = await producer.connected();
+        const connected = await producer.connected();
+        if (abandoned) return; // timed out while connecting: never send behind the caller's back
+        used = connected;
         await used.send({
           topic,
           messages: messages.map((message) => ({
@@ -66,6 +69,7 @@ export function createKafkaBus(options: KafkaBusOptions): MessageBus {
         const { timeoutMs } = publishOptions;
         await (timeoutMs === undefined ? send() : withTimeout(send(), timeoutMs, `publish to ${topic}`));
       } catch (error) {
+        abandoned = true;
         // After a failure its batch numbers may not match the broker's (a batch written, not acknowledged),
         // which would take the next publish for a duplicate and drop it: the next publish gets a new producer.
         if (used) producer.retire(used);
