@@ -1,6 +1,6 @@
 import type { Message } from "@bufbuild/protobuf";
 import { ROOT_CONTEXT } from "@opentelemetry/api";
-import { contextOfCarrier, inSpan, SpanKind } from "../lib/trace-context.ts";
+import { contextOfCarrier, inSpan, SpanKind, tracingStarted } from "../lib/trace-context.ts";
 import type { BoundMethod, CallContext } from "./rpc-binding.ts";
 
 /**
@@ -14,6 +14,8 @@ export function tracedInvoke(
   invoke: () => Promise<Message>,
 ): Promise<Message> {
   const traceparent = context.requestHeader.get("traceparent");
+  // No SDK and nothing to continue: a span would be the API's no-op, built and dropped on every call.
+  if (!traceparent && !tracingStarted()) return invoke();
   const tracestate = context.requestHeader.get("tracestate");
   const parent = traceparent
     ? contextOfCarrier({ traceparent, ...(tracestate ? { tracestate } : {}) })
