@@ -15,15 +15,13 @@ import { Agent, request } from "node:https";
 import { createApp } from "../src/app.ts";
 import { loadConfig } from "../src/config/load-config.ts";
 import { createLogger } from "../src/lib/logger.ts";
-import { encodeRowEnvelope } from "../src/outbox/envelope.ts";
 import { caFile } from "../test/support/fake-feishu.ts";
-import { brokers, eventPayload, percentile, unique, withDatabase } from "./support.ts";
+import { brokers, outboxRow, percentile, unique, withDatabase } from "./support.ts";
 
 const events = Number(process.argv[2] ?? 20_000);
 const seconds = Number(process.argv[3] ?? 10);
 const users = 4_000;
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 128);
-const EVENT = "notification.feishu.requested";
 
 const fakeProcess = fork(new URL("./fake-feishu-process.ts", import.meta.url).pathname, ["20"], {
   execArgv: ["--import", "tsx"],
@@ -109,34 +107,9 @@ await withDatabase(async (url) => {
   }
 
   const insertEvents = async (from: number, count: number, stamp: Date) => {
-    const rows = Array.from({ length: count }, (_, k) => {
-      const n = from + k;
-      const user = 1 + (n % users);
-      const payload = {
-        ...eventPayload(user, n),
-        dedupe_key: `${user}:bench:${n}`,
-        target_url: `/assistant/c${n}`,
-      };
-      return {
-        biz_type: EVENT,
-        service_name: "notification",
-        topic: app.route.topic,
-        message_key: String(user),
-        payload: encodeRowEnvelope({
-          eventId: `asp_${n}`,
-          eventType: EVENT,
-          eventVersion: "1",
-          aggregateId: `asp_${n}`,
-          payload: JSON.stringify(payload),
-        }),
-        status: "pending",
-        retry_count: 0,
-        max_retry: 20,
-        next_retry_at: app.db.traits.time(stamp),
-        created_at: app.db.traits.time(stamp),
-        updated_at: app.db.traits.time(stamp),
-      };
-    });
+    const rows = Array.from({ length: count }, (_, k) =>
+      outboxRow(app.route.topic, from + k, users, "bench", app.db.traits.time(stamp)),
+    );
     for (let i = 0; i < rows.length; i += 1_000) {
       await app.db.kysely
         .insertInto("notification_outbox_messages")

@@ -13,14 +13,12 @@ import { fork } from "node:child_process";
 import { type App, createApp } from "../src/app.ts";
 import { loadConfig } from "../src/config/load-config.ts";
 import { createLogger } from "../src/lib/logger.ts";
-import { encodeRowEnvelope } from "../src/outbox/envelope.ts";
 import { caFile } from "../test/support/fake-feishu.ts";
-import { brokers, eventPayload, median, unique, withDatabase } from "./support.ts";
+import { brokers, median, outboxRow, unique, withDatabase } from "./support.ts";
 
 const events = Number(process.argv[2] ?? 10_000);
 const rounds = Number(process.argv[3] ?? 3);
 const users = 2_000;
-const EVENT = "notification.feishu.requested";
 
 interface Setup {
   readonly name: string;
@@ -115,34 +113,9 @@ async function measure(setup: Setup): Promise<{ relay: number; delivery: number 
 async function insertEvents(app: App, from: number, count: number) {
   const stamp = app.db.traits.time(new Date());
   for (let i = 0; i < count; i += 1_000) {
-    const rows = Array.from({ length: Math.min(1_000, count - i) }, (_, k) => {
-      const n = from + i + k;
-      const user = 1 + (n % users);
-      const payload = {
-        ...eventPayload(user, n),
-        dedupe_key: `${user}:inst:${n}`,
-        target_url: `/assistant/c${n}`,
-      };
-      return {
-        biz_type: EVENT,
-        service_name: "notification",
-        topic: app.route.topic,
-        message_key: String(user),
-        payload: encodeRowEnvelope({
-          eventId: `asp_${n}`,
-          eventType: EVENT,
-          eventVersion: "1",
-          aggregateId: `asp_${n}`,
-          payload: JSON.stringify(payload),
-        }),
-        status: "pending",
-        retry_count: 0,
-        max_retry: 20,
-        next_retry_at: stamp,
-        created_at: stamp,
-        updated_at: stamp,
-      };
-    });
+    const rows = Array.from({ length: Math.min(1_000, count - i) }, (_, k) =>
+      outboxRow(app.route.topic, from + i + k, users, "inst", stamp),
+    );
     await app.db.kysely.insertInto("notification_outbox_messages").values(rows).execute();
   }
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import mysql from "mysql2/promise";
+import { encodeRowEnvelope } from "../src/outbox/envelope.ts";
 
 export const mysqlServerUrl = process.env.MYSQL_URL ?? "mysql://root@127.0.0.1:3306";
 
@@ -41,6 +42,38 @@ export function eventPayload(userId: number, i: number) {
     summary_text: "明天上午的两个任务时间冲突，建议把复习挪到下午三点。",
     fallback_text: "你有一条新的日程调整建议，请查看：/assistant/conv",
     requested_at: "2026-03-02T10:41:00+08:00",
+  };
+}
+
+/**
+ * Event `n` as a Go producer writes its outbox row: for user `1 + n % users`, a dedupe key tagged `tag`, due at
+ * `stamp` (the database's wall-clock text).
+ */
+export function outboxRow(topic: string, n: number, users: number, tag: string, stamp: string) {
+  const user = 1 + (n % users);
+  const payload = {
+    ...eventPayload(user, n),
+    dedupe_key: `${user}:${tag}:${n}`,
+    target_url: `/assistant/c${n}`,
+  };
+  return {
+    biz_type: "notification.feishu.requested",
+    service_name: "notification",
+    topic,
+    message_key: String(user),
+    payload: encodeRowEnvelope({
+      eventId: `asp_${n}`,
+      eventType: "notification.feishu.requested",
+      eventVersion: "1",
+      aggregateId: `asp_${n}`,
+      payload: JSON.stringify(payload),
+    }),
+    status: "pending",
+    retry_count: 0,
+    max_retry: 20,
+    next_retry_at: stamp,
+    created_at: stamp,
+    updated_at: stamp,
   };
 }
 
