@@ -2,7 +2,7 @@ import kafkajs, { type Consumer, type logCreator, type Producer } from "kafkajs"
 import { brokerRetry, createBackoff } from "../lib/backoff.ts";
 import { describeError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
-import { sleep, withTimeout } from "../lib/sleep.ts";
+import { sleep, untilAborted, withTimeout } from "../lib/sleep.ts";
 import type { MessageBus, Subscription } from "./bus.ts";
 import { batchHandler } from "./kafka-batches.ts";
 import { alreadyExists, classify } from "./kafka-errors.ts";
@@ -198,10 +198,7 @@ async function consumeOnce(
       if (!event.payload.restart) resolve(event.payload.error);
     });
   });
-  const aborted = new Promise<"stopped">((resolve) => {
-    if (signal.aborted) resolve("stopped");
-    signal.addEventListener("abort", () => resolve("stopped"), { once: true });
-  });
+  const aborted = untilAborted(signal).then(() => "stopped" as const);
   try {
     await consumer.connect();
     await consumer.subscribe({ topic: subscription.topic, fromBeginning: true });

@@ -15,7 +15,14 @@ export interface WorkItem {
 }
 
 /** Why a message is dead, as a bounded label (metrics): the reason itself is free text. */
-export type DeadReasonClass = "unreadable" | "no_handler" | "version_mismatch" | "rejected";
+export type DeadReasonClass = "unreadable" | "crash_loop" | "no_handler" | "version_mismatch" | "rejected";
+
+/** A message dead before any handler saw it (unreadable, or its row crashed the process too often). */
+export interface DeadUnhandled {
+  readonly id: number;
+  readonly reason: string;
+  readonly reasonClass: DeadReasonClass;
+}
 
 export type Decision =
   | { readonly kind: "consumed" }
@@ -93,13 +100,13 @@ export async function decideAll(
 export function toOutcomes(
   work: readonly WorkItem[],
   decisions: readonly Decision[],
-  unreadable: readonly { readonly id: number; readonly reason: string }[],
+  unhandled: readonly DeadUnhandled[],
   now: Date,
 ): Outcomes {
   const outcomes = {
     finished: work.map((item) => item.row.id),
     consumed: [] as number[],
-    dead: [...unreadable],
+    dead: unhandled.map(({ id, reason }) => ({ id, reason })),
     retry: [] as { row: RowState; reason: string }[],
     deferred: [] as { id: number; until: Date; reason: string }[],
   };

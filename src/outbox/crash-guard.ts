@@ -1,4 +1,4 @@
-import type { WorkItem } from "./consumer-decisions.ts";
+import type { DeadUnhandled, WorkItem } from "./consumer-decisions.ts";
 
 /**
  * Crash-loop detection, as pg-transactional-outbox does it: the consumer counts each handling of a row as
@@ -13,17 +13,18 @@ export interface CrashScreen {
   /** Rows interrupted fewer than `maxCrashes` times: each handled alone. */
   readonly suspicious: readonly WorkItem[];
   /** Rows interrupted `maxCrashes` times or more: dead without being handled. */
-  readonly crashed: readonly { readonly id: number; readonly reason: string }[];
+  readonly crashed: readonly DeadUnhandled[];
 }
 
 export function screenCrashes(work: readonly WorkItem[], maxCrashes: number): CrashScreen {
   const fresh: WorkItem[] = [];
   const suspicious: WorkItem[] = [];
-  const crashed: { id: number; reason: string }[] = [];
+  const crashed: DeadUnhandled[] = [];
   for (const item of work) {
     const { id, startedAttempts, finishedAttempts } = item.row;
     const crashes = startedAttempts - finishedAttempts;
-    if (crashes >= maxCrashes) crashed.push({ id, reason: crashReason(crashes, item.row, maxCrashes) });
+    if (crashes >= maxCrashes)
+      crashed.push({ id, reason: crashReason(crashes, item.row, maxCrashes), reasonClass: "crash_loop" });
     else if (crashes > 0) suspicious.push(item);
     else fresh.push(item);
   }
@@ -33,14 +34,11 @@ export function screenCrashes(work: readonly WorkItem[], maxCrashes: number): Cr
   return { fresh, suspicious, crashed };
 }
 
-/** How a crash-loop row's dead reason begins (metrics tell it from an unreadable message by it). */
-export const CRASH_REASON = "handling crashed the process";
-
 function crashReason(
   crashes: number,
   row: { readonly startedAttempts: number; readonly finishedAttempts: number },
   maxCrashes: number,
 ): string {
   const times = crashes === 1 ? "once" : `${crashes} times`;
-  return `${CRASH_REASON} ${times} (started ${row.startedAttempts} times, finished ${row.finishedAttempts}; OUTBOX_MAX_CRASHES is ${maxCrashes}): not handled again`;
+  return `handling crashed the process ${times} (started ${row.startedAttempts} times, finished ${row.finishedAttempts}; OUTBOX_MAX_CRASHES is ${maxCrashes}): not handled again`;
 }

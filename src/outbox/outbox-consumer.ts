@@ -5,9 +5,15 @@ import type { EventHub } from "../lib/event-hub.ts";
 import type { Logger } from "../lib/logger.ts";
 import { sleep } from "../lib/sleep.ts";
 import type { IncomingMessage, MessageBus } from "../messaging/bus.ts";
-import { type Decision, decideAll, toOutcomes, type WorkItem } from "./consumer-decisions.ts";
+import {
+  type DeadUnhandled,
+  type Decision,
+  decideAll,
+  toOutcomes,
+  type WorkItem,
+} from "./consumer-decisions.ts";
 import type { MessageOrigin } from "./consumer-tracing.ts";
-import { CRASH_REASON, screenCrashes } from "./crash-guard.ts";
+import { screenCrashes } from "./crash-guard.ts";
 import { decodeKafkaEnvelope, type KafkaEnvelope } from "./envelope.ts";
 import type { OutboxEvents } from "./outbox-events.ts";
 import type { OutboxHandler } from "./outbox-handler.ts";
@@ -107,7 +113,7 @@ async function consumeBatch(
 async function handleRound(
   context: Context,
   work: readonly WorkItem[],
-  dead: readonly { readonly id: number; readonly reason: string }[],
+  dead: readonly DeadUnhandled[],
   skipped: readonly number[],
   signal: AbortSignal,
 ): Promise<boolean> {
@@ -154,13 +160,10 @@ async function handleRound(
 /** Dead messages by bounded class: the handler's decisions, and those dead before it (unreadable, crash loop). */
 function deadByClass(
   decisions: readonly Decision[],
-  before: readonly { readonly reason: string }[],
+  unhandled: readonly DeadUnhandled[],
 ): Record<string, number> {
   const counts: Record<string, number> = {};
-  for (const { reason } of before) {
-    const reasonClass = reason.startsWith(CRASH_REASON) ? "crash_loop" : "unreadable";
-    counts[reasonClass] = (counts[reasonClass] ?? 0) + 1;
-  }
+  for (const { reasonClass } of unhandled) counts[reasonClass] = (counts[reasonClass] ?? 0) + 1;
   for (const decision of decisions) {
     if (decision.kind === "dead") counts[decision.reasonClass] = (counts[decision.reasonClass] ?? 0) + 1;
   }
@@ -169,7 +172,7 @@ function deadByClass(
 
 /** Decodes a batch; nothing is dropped silently (weakness 17). A message seen twice is handled once. */
 function decodeMessages({ route, logger, events }: Context, messages: readonly IncomingMessage[]) {
-  const unreadable: { id: number; reason: string }[] = [];
+  const unreadable: DeadUnhandled[] = [];
   const candidates = new Map<number, { envelope: KafkaEnvelope; key: string; origin: MessageOrigin }>();
   for (const message of messages) {
     const where = { topic: message.topic, offset: message.offset };
@@ -182,7 +185,8 @@ function decodeMessages({ route, logger, events }: Context, messages: readonly I
         outboxId: decoded.outboxId,
       });
       events.emit("consumer:dropped", { ...where, reason: decoded.reason });
-      if (decoded.outboxId !== undefined) unreadable.push({ id: decoded.outboxId, reason: decoded.reason });
+      if (decoded.outboxId !== undefined)
+        unreadable.push({ id: decoded.outboxId, reason: decoded.reason, reasonClass: "unreadable" });
       continue;
     }
     const envelope = decoded.value;

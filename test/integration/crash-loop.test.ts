@@ -15,7 +15,7 @@ import {
   type TestEnv,
 } from "../support/harness.ts";
 
-type Outcomes = { consumed: number[]; dead: number[] };
+type Outcomes = { consumed: number[]; dead: number[]; deadByClass: Record<string, number> };
 
 /** A handler that records each call's events (to see which rows were handled alone). */
 function batchRecorder() {
@@ -100,6 +100,10 @@ for (const backend of backends) {
             new RegExp(`^handling crashed the process ${n} times`),
           );
         }
+        const crashLoops = events
+          .of<Outcomes>("consumer:outcomes")
+          .reduce((n, o) => n + (o.deadByClass.crash_loop ?? 0), 0);
+        assert.equal(crashLoops, 2, "both counted as crash-loop deaths (the metrics' reason class)");
         const handled = calls.flat().map((e) => e.outboxId);
         assert.ok(!handled.includes(thrice) && !handled.includes(four), "a crash-looping row is not handled");
         for (const id of [once, twice]) {
