@@ -4,7 +4,7 @@ import { sql } from "kysely";
 import type { App } from "../../src/app.ts";
 import { migrateToLatest } from "../../src/db/migrations.ts";
 import { createRetentionJob } from "../../src/retention/retention-job.ts";
-import { createRetentionStore, type RetentionStore } from "../../src/retention/retention-store.ts";
+import { createRetentionStore, type ExpiryRule, type RetentionStore } from "../../src/retention/retention-store.ts";
 import { DAY, shanghai } from "../support/go-tables.ts";
 import { backends, createTestEnv, query, recordEvents, startApp, type TestEnv } from "../support/harness.ts";
 import { createManualClock } from "../support/manual-clock.ts";
@@ -39,6 +39,14 @@ for (const backend of backends) {
       await testEnv.dispose();
     });
 
+    /** The rule for consumed outbox rows, as the app builds it from RETENTION_CONSUMED_DAYS. */
+    const consumedRule = (): ExpiryRule => ({
+      table: app.route.table,
+      status: "consumed",
+      column: "updated_at",
+      key: "id",
+      keepMs: CONSUMED_DAYS * DAY_MS,
+    });
     let seq = 0;
     const ago = (ms: number) => app.db.traits.time(new Date(clock.now().getTime() - ms));
     const outboxRow = async (status: string, ageMs: number) => {
@@ -179,15 +187,7 @@ for (const backend of backends) {
         logger: app.logger,
         events: app.events,
         options: {
-          rules: [
-            {
-              table: app.route.table,
-              status: "consumed",
-              column: "updated_at",
-              key: "id",
-              keepMs: CONSUMED_DAYS * DAY_MS,
-            },
-          ],
+          rules: [consumedRule()],
           intervalMs: 60_000,
           batchSize: 5,
           batchPauseMs: 0,
@@ -246,15 +246,7 @@ for (const backend of backends) {
         logger: app.logger,
         events: app.events,
         options: {
-          rules: [
-            {
-              table: app.route.table,
-              status: "consumed",
-              column: "updated_at",
-              key: "id",
-              keepMs: CONSUMED_DAYS * DAY_MS,
-            },
-          ],
+          rules: [consumedRule()],
           intervalMs: 600_000,
           batchSize: 1,
           batchPauseMs: 600_000,
