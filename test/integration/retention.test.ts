@@ -4,7 +4,11 @@ import { sql } from "kysely";
 import type { App } from "../../src/app.ts";
 import { migrateToLatest } from "../../src/db/migrations.ts";
 import { createRetentionJob } from "../../src/retention/retention-job.ts";
-import { createRetentionStore, type ExpiryRule, type RetentionStore } from "../../src/retention/retention-store.ts";
+import {
+  createRetentionStore,
+  type ExpiryRule,
+  type RetentionStore,
+} from "../../src/retention/retention-store.ts";
 import { DAY, shanghai } from "../support/go-tables.ts";
 import { backends, createTestEnv, query, recordEvents, startApp, type TestEnv } from "../support/harness.ts";
 import { createManualClock } from "../support/manual-clock.ts";
