@@ -22,7 +22,9 @@ export interface UnaryCallDeps {
  * the hot path.)
  */
 export class UnaryCall {
-  private readonly controller = new AbortController();
+  /** Built when the handler first reads the call's signal (most reads never do), aborted on `abort`. */
+  private controller: AbortController | undefined;
+  private abortReason: Error | undefined;
   private readonly reader: MessageReader;
   private readonly timer: NodeJS.Timeout;
   private done = false;
@@ -71,7 +73,7 @@ export class UnaryCall {
       : this.handle(message.bytes);
     response.then(
       (value) => {
-        if (value) this.answer(toBinary(this.bound.method.output, value));
+        if (value) this.answer(encode(this.bound, value));
       },
       (error: unknown) => this.answer(this.status(error)),
     );
@@ -80,10 +82,7 @@ export class UnaryCall {
   private handle(payload: Uint8Array): Promise<Message> {
     try {
       const request = decode(this.bound, payload);
-      return this.deps.invoke(this.bound, request, {
-        signal: this.controller.signal,
-        requestHeader: this.header,
-      });
+      return this.deps.invoke(this.bound, request, this.context());
     } catch (error) {
       return Promise.reject(error);
     }
@@ -106,9 +105,28 @@ export class UnaryCall {
     return inflate(name as GrpcEncoding, message.bytes, this.deps.maxMessageBytes);
   }
 
+  private context(): CallContext {
+    const call = this;
+    return {
+      get signal() {
+        return call.signal();
+      },
+      requestHeader: this.header,
+    };
+  }
+
+  private signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.abortReason) this.controller.abort(this.abortReason);
+    }
+    return this.controller.signal;
+  }
+
   private abort(reason: Error) {
-    this.controller.abort(reason);
-    this.answer(this.status(abortError(this.controller.signal)));
+    this.abortReason = reason;
+    this.controller?.abort(reason);
+    this.answer(this.status(abortError(this.signal())));
   }
 
   private fail(code: Code, message: string) {
@@ -126,6 +144,18 @@ export class UnaryCall {
     if (result instanceof Uint8Array) respondMessage(this.stream, result);
     else respondStatus(this.stream, result);
   }
+}
+
+/** Encoded answers by message: the calls that share one answer (one read, one view) share its bytes. */
+const encoded = new WeakMap<Message, Uint8Array>();
+
+function encode(bound: BoundMethod, message: Message): Uint8Array {
+  let bytes = encoded.get(message);
+  if (!bytes) {
+    bytes = toBinary(bound.method.output, message);
+    encoded.set(message, bytes);
+  }
+  return bytes;
 }
 
 function decode(bound: BoundMethod, payload: Uint8Array): Message {

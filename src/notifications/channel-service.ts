@@ -3,7 +3,7 @@ import { createCoalescingLoader } from "../lib/coalescing-loader.ts";
 import { AppError } from "../lib/errors.ts";
 import type { ChannelUpsert } from "./channel.ts";
 import { sendTestMessage, TEST_TRACE_ID } from "./channel-test-message.ts";
-import { type ChannelView, channelView } from "./channel-view.ts";
+import { type ChannelView, channelView, unconfiguredView } from "./channel-view.ts";
 import { isUserId, type UserId } from "./ids.ts";
 import type { ChannelStore } from "./ports/channel-store.ts";
 import type { DeliveryProvider, SendOutcome } from "./ports/delivery-provider.ts";
@@ -71,12 +71,19 @@ export function createChannelService(deps: {
   readonly clock: Clock;
 }): ChannelService {
   const { channels, provider, policy, clock } = deps;
-  // Concurrent Get calls (the gateway's hot path) share one `WHERE user_id IN (…)` query.
-  const loader = createCoalescingLoader((userIds: readonly UserId[]) => channels.getMany(userIds));
+  // Concurrent Get calls (the gateway's hot path) share one `WHERE user_id IN (…)` query, and the calls for
+  // one user in it share one view (so the API can build and encode its answer once per read, not per call).
+  const loader = createCoalescingLoader(async (userIds: readonly UserId[]) => {
+    const views = new Map<UserId, ChannelView>();
+    for (const [userId, channel] of await channels.getMany(userIds)) {
+      views.set(userId, channelView(channel, policy));
+    }
+    return views;
+  });
 
   async function get(userId: UserId): Promise<ChannelView> {
     requireUser(userId);
-    return channelView(await loader.load(userId), policy);
+    return (await loader.load(userId)) ?? unconfiguredView;
   }
 
   return {
