@@ -1,7 +1,8 @@
 /**
  * A closed-loop gRPC load generator (its own process): `channels` × `streams` concurrent unary calls of
- * smartflow.notification.Notification/GetFeishuWebhook until `calls` are done. Prints {rps, p50Ms, p99Ms}.
- *   argv: target calls channels streams
+ * smartflow.notification.Notification/GetFeishuWebhook until `calls` are done, for user 42 or, with `users`,
+ * for users 1 … `users` in turn. Prints {rps, p50Ms, p99Ms}.
+ *   argv: target calls channels streams [users]
  */
 
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -12,13 +13,12 @@ import {
 } from "../src/gen/smartflow/notification/notification_pb.ts";
 import { percentile } from "./support.ts";
 
-const [target = "127.0.0.1:9082", callsArg = "20000", channelsArg = "4", streamsArg = "16"] =
+const [target = "127.0.0.1:9082", callsArg = "20000", channelsArg = "4", streamsArg = "16", usersArg] =
   process.argv.slice(2);
 const calls = Number(callsArg);
 const method = "/smartflow.notification.Notification/GetFeishuWebhook";
-const request = toBinary(
-  GetFeishuWebhookRequestSchema,
-  create(GetFeishuWebhookRequestSchema, { userId: 42n }),
+const requests = (usersArg ? Array.from({ length: Number(usersArg) }, (_, i) => BigInt(i + 1)) : [42n]).map(
+  (userId) => toBinary(GetFeishuWebhookRequestSchema, create(GetFeishuWebhookRequestSchema, { userId })),
 );
 const clients = Array.from(
   { length: Number(channelsArg) },
@@ -27,7 +27,8 @@ const clients = Array.from(
       "grpc.channel_id": i,
     } as grpc.ChannelOptions),
 );
-const call = (client: grpc.Client) =>
+let next = 0;
+const call = (client: grpc.Client, request = requests[next++ % requests.length] as Uint8Array) =>
   new Promise<void>((resolve, reject) =>
     client.makeUnaryRequest(
       method,

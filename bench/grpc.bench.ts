@@ -1,7 +1,10 @@
 /**
  * The gRPC serving path: GetFeishuWebhook served by this service from MariaDB, against a bare @grpc/grpc-js
  * server answering a constant, with the same load generator (bench/grpc-load.ts, its own process), in
- * alternating rounds of the same run.
+ * alternating rounds of the same run. Every call of h2load asks for one user (42): the calls that share a read
+ * share its answer. A second phase spreads the calls over 1,000 users (so nearly every call builds and encodes
+ * its own answer), driven for both servers by the gateway's own stack (grpc-go, test/go-gateway's `load`, 4
+ * connections x 16 streams), which can vary the request; without Go, by bench/grpc-load.ts.
  *   make bench BENCH=grpc    or   npx tsx bench/grpc.bench.ts [calls] [rounds]
  */
 import { execFile } from "node:child_process";
@@ -26,11 +29,18 @@ const calls = process.argv[2] ?? "20000";
 const rounds = Number(process.argv[3] ?? 3);
 
 type Load = { rps: number; p50Ms: number; p99Ms: number };
+const SPREAD_USERS = 1_000;
 
 const h2load = await run("h2load", ["--version"]).then(
   () => true,
   () => false,
 );
+/** The grpc-go client (scripts/go-gateway.sh builds it; exit 3: Go's packages cannot be had here). */
+const goGateway = await run("scripts/go-gateway.sh").then(
+  ({ stdout }) => stdout.trim(),
+  () => undefined,
+);
+const spreadGenerator = goGateway ? "grpc-go client" : "grpc-js client";
 const dir = await mkdtemp(join(tmpdir(), "sfn-grpc-bench-"));
 const bodyFile = join(dir, "get-42.bin");
 {
@@ -48,8 +58,23 @@ const bodyFile = join(dir, "get-42.bin");
  * h2load (as in measured-here.md): `calls` requests over 4 connections x 16 streams, the body a gRPC frame;
  * p50/p99 from its per-request log. Without h2load, the closed-loop Node client in bench/grpc-load.ts.
  */
-async function load(port: number): Promise<Load> {
-  if (h2load) {
+async function load(port: number, users?: number): Promise<Load> {
+  if (goGateway && users !== undefined) {
+    const command = { op: "load", n: Number(calls), conns: 4, streams: 16, users };
+    const { stdout } = await run(goGateway, ["-addr", `127.0.0.1:${port}`, JSON.stringify(command)]);
+    const result = JSON.parse(stdout) as {
+      code: string;
+      counts: object;
+      rps: number;
+      p50_ms: number;
+      p99_ms: number;
+    };
+    if (result.code !== "OK" || Object.keys(result.counts).join() !== "OK") {
+      throw new Error(`go-gateway load: ${stdout}`);
+    }
+    return { rps: Math.round(result.rps), p50Ms: result.p50_ms, p99Ms: result.p99_ms };
+  }
+  if (h2load && users === undefined) {
     const log = join(dir, `h2load-${port}-${Date.now()}.log`);
     const url = `http://127.0.0.1:${port}/smartflow.notification.Notification/GetFeishuWebhook`;
     const args = ["-n", calls, "-c", "4", "-m", "16", "-d", bodyFile, "-H", "content-type: application/grpc"];
@@ -65,6 +90,7 @@ async function load(port: number): Promise<Load> {
     return { rps: Math.round(rps), p50Ms: Number(at(0.5).toFixed(2)), p99Ms: Number(at(0.99).toFixed(2)) };
   }
   const node = ["--import", "tsx", "bench/grpc-load.ts", `127.0.0.1:${port}`, calls, "4", "16"];
+  if (users !== undefined) node.push(String(users));
   const { stdout } = await run(process.execPath, node);
   return JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}") as Load;
 }
@@ -108,7 +134,13 @@ await withDatabase(async (url) => {
   });
   const app = createApp(config, { logger: createLogger("warn") });
   await app.start();
-  await givenChannel(app, 42, "https://www.feishu.cn/flow/api/trigger-webhook/abcdefgh12345678");
+  for (let user = 1; user <= SPREAD_USERS; user++) {
+    await givenChannel(
+      app,
+      user,
+      `https://www.feishu.cn/flow/api/trigger-webhook/abcdefgh${10_000_000 + user}`,
+    );
+  }
   const bare = await bareServer();
   const ours: Awaited<ReturnType<typeof load>>[] = [];
   const baseline: Awaited<ReturnType<typeof load>>[] = [];
@@ -119,10 +151,21 @@ await withDatabase(async (url) => {
       `round ${round}: bare grpc-js ${baseline.at(-1)?.rps} req/s, service ${ours.at(-1)?.rps} req/s (p99 ${ours.at(-1)?.p99Ms} ms)`,
     );
   }
+  const spreadOurs: Load[] = [];
+  const spreadBaseline: Load[] = [];
+  for (let round = 1; round <= Math.max(1, Math.ceil(rounds / 2)); round++) {
+    spreadBaseline.push(await load(bare.port, SPREAD_USERS));
+    spreadOurs.push(await load(app.apiPort(), SPREAD_USERS));
+    console.log(
+      `spread round ${round} (${spreadGenerator}, ${SPREAD_USERS} users): bare grpc-js ${spreadBaseline.at(-1)?.rps} req/s, service ${spreadOurs.at(-1)?.rps} req/s (p99 ${spreadOurs.at(-1)?.p99Ms} ms)`,
+    );
+  }
   bare.stop();
   await app.stop();
   const b = median(baseline.map((r) => r.rps));
   const o = median(ours.map((r) => r.rps));
+  const sb = median(spreadBaseline.map((r) => r.rps));
+  const so = median(spreadOurs.map((r) => r.rps));
   console.log(
     JSON.stringify({
       bench: "grpc",
@@ -134,6 +177,15 @@ await withDatabase(async (url) => {
       ratio: Number((o / b).toFixed(2)),
       serviceP99Ms: median(ours.map((r) => r.p99Ms)),
       bareP99Ms: median(baseline.map((r) => r.p99Ms)),
+      spread: {
+        users: SPREAD_USERS,
+        loadGenerator: spreadGenerator,
+        bareGrpcJsRps: sb,
+        serviceRps: so,
+        ratio: Number((so / sb).toFixed(2)),
+        serviceP99Ms: median(spreadOurs.map((r) => r.p99Ms)),
+        bareP99Ms: median(spreadBaseline.map((r) => r.p99Ms)),
+      },
     }),
   );
 });

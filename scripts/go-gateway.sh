@@ -16,7 +16,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache="$root/.cache/go-gateway"
 proto="$root/test/fixtures/original/notification.proto"
-source_file="$root/test/go-gateway/main.go"
+sources=("$root"/test/go-gateway/*.go)
 packages=(golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-google-genproto-dev
   protobuf-compiler golang-goprotobuf-dev)
 UNAVAILABLE=3
@@ -62,7 +62,7 @@ build() {
   local go=/usr/lib/go/bin/go
   [[ -x "$go" ]] || go=$(command -v go)
   local key
-  key=$(cat "$proto" "$source_file" "${BASH_SOURCE[0]}" <("$go" version) <(protoc --version) | sha256sum | cut -c1-16)
+  key=$(cat "$proto" "${sources[@]}" "${BASH_SOURCE[0]}" <("$go" version) <(protoc --version) | sha256sum | cut -c1-16)
   local out="$cache/$key"
   local bin="$out/bin/go-gateway"
   if [[ -x "$bin" ]]; then echo "$bin"; return 0; fi
@@ -74,7 +74,7 @@ build() {
   # is written straight into the GOPATH folder that main.go imports as "smartflow/notificationpb".
   protoc --plugin=protoc-gen-go=/usr/bin/protoc-gen-go -I "$(dirname "$proto")" \
     --go_out="$src/notificationpb" "$(basename "$proto")"
-  cp "$source_file" "$src/gateway/main.go"
+  cp "${sources[@]}" "$src/gateway/"
   (
     cd "$src/gateway"
     GO111MODULE=off GOPATH="$out.tmp/gopath:/usr/share/gocode" GOCACHE="$cache/go-build" GOPROXY=off \

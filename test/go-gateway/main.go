@@ -11,6 +11,7 @@
 //	{"op":"get|delete|test","user_id":"42","deadline_ms":2000,"cancel_ms":0}
 //	{"op":"save","user_id":"42","enabled":true,"webhook_url":"…","auth_type":"bearer","bearer_token":"…"}
 //	{"op":"burst","n":500,"calls":[{…},{…}]}   n concurrent calls on the one connection, cycling calls
+//	{"op":"load","n":20000,"conns":4,"streams":16,"users":1000}   a closed-loop benchmark (load.go)
 //
 // user_id is a string so that every int64 survives JSON. "dials" counts the connections dialled so far.
 package main
@@ -50,6 +51,9 @@ type command struct {
 	DeadlineMs  int       `json:"deadline_ms"`
 	CancelMs    int       `json:"cancel_ms"`
 	N           int       `json:"n"`
+	Conns       int       `json:"conns"`
+	Streams     int       `json:"streams"`
+	Users       int64     `json:"users"`
 	Calls       []command `json:"calls"`
 }
 
@@ -72,15 +76,19 @@ type result struct {
 	Dials     int64           `json:"dials"`
 	Counts    map[string]int  `json:"counts,omitempty"`
 	MaxMs     float64         `json:"max_ms,omitempty"`
+	Rps       float64         `json:"rps,omitempty"`
+	P50Ms     float64         `json:"p50_ms,omitempty"`
+	P99Ms     float64         `json:"p99_ms,omitempty"`
 }
 
 type gateway struct {
+	addr  string
 	conn  *grpc.ClientConn
 	dials int64
 }
 
 func dial(addr string) (*gateway, error) {
-	g := &gateway{}
+	g := &gateway{addr: addr}
 	counting := func(ctx context.Context, target string) (net.Conn, error) {
 		atomic.AddInt64(&g.dials, 1)
 		return (&net.Dialer{}).DialContext(ctx, "tcp", target)
@@ -101,8 +109,11 @@ func dial(addr string) (*gateway, error) {
 }
 
 func (g *gateway) run(c *command) result {
-	if c.Op == "burst" {
+	switch c.Op {
+	case "burst":
 		return g.burst(c)
+	case "load":
+		return g.load(c)
 	}
 	r := result{Op: c.Op}
 	var method string
@@ -143,7 +154,7 @@ func (g *gateway) run(c *command) result {
 	r.Dials = atomic.LoadInt64(&g.dials)
 
 	st, _ := status.FromError(err) // a nil error is a nil *Status: code OK, no message, no details
-	r.Code, r.Message = st.Code().String(), st.Message()
+	r.Code, r.Message = codeOf(err), st.Message()
 	for _, d := range st.Details() {
 		switch d := d.(type) {
 		case *errdetails.ErrorInfo:
@@ -165,6 +176,11 @@ func (g *gateway) run(c *command) result {
 		}
 	}
 	return r
+}
+
+func codeOf(err error) string {
+	st, _ := status.FromError(err)
+	return st.Code().String()
 }
 
 // burst runs c.N calls at once on the one connection, call i being c.Calls[i % len(c.Calls)].
