@@ -12,6 +12,10 @@ export interface Budgeted {
   readonly deferred: DeliveryJob[];
   /** Users held back, with the wait their destination's budget asked for. */
   readonly throttled: Map<UserId, number>;
+  /** The destination key each allowed job was charged to (jobs without a usable channel are not charged). */
+  readonly charged: ReadonlyMap<DeliveryJob, string>;
+  /** When the budget was taken: what a give-back names. */
+  readonly takenAt: Date;
 }
 
 /**
@@ -39,6 +43,7 @@ export async function budgetJobs(
   const allowed: DeliveryJob[] = [];
   const deferred: DeliveryJob[] = [];
   const throttled = new Map<UserId, number>();
+  const charged = new Map<DeliveryJob, string>();
   for (const job of jobs) {
     const key = keyOf.get(job);
     if (key === undefined) {
@@ -49,10 +54,25 @@ export async function budgetJobs(
     if (remaining > 0) {
       left.set(key, remaining - 1);
       allowed.push(job);
+      charged.set(job, key);
       continue;
     }
     deferred.push(job);
     throttled.set(job.userId, Math.max(1, grants.get(key)?.waitMs ?? 1));
   }
-  return { allowed, deferred, throttled };
+  return { allowed, deferred, throttled, charged, takenAt: now };
+}
+
+/** Gives back the budget charged for `jobs` that will not be sent (their claims were lost). */
+export async function giveBackJobs(
+  jobs: readonly DeliveryJob[],
+  budgeted: Pick<Budgeted, "charged" | "takenAt">,
+  budget: SendBudget,
+): Promise<void> {
+  const returned = new Map<string, number>();
+  for (const job of jobs) {
+    const key = budgeted.charged.get(job);
+    if (key !== undefined) returned.set(key, (returned.get(key) ?? 0) + 1);
+  }
+  if (returned.size > 0) await budget.giveBack(returned, budgeted.takenAt);
 }

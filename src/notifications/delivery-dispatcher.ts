@@ -8,7 +8,7 @@ import { createWakeup, sleep } from "../lib/sleep.ts";
 import { contextOfCarrier, contextOfTraceId, withContext } from "../lib/trace-context.ts";
 import type { Channel } from "./channel.ts";
 import { attemptDelivery, isUsable } from "./delivery-attempt.ts";
-import { budgetJobs } from "./delivery-budgeting.ts";
+import { type Budgeted, budgetJobs, giveBackJobs } from "./delivery-budgeting.ts";
 import type { DeliveryEvents } from "./delivery-events.ts";
 import {
   createDeliveryQueue,
@@ -132,7 +132,7 @@ async function claimAndSend(state: LoopState, max: number): Promise<"claimed" | 
   const now = state.clock.now();
   const allowed = await pickAllowed(state, max, now);
   if (typeof allowed === "number" || allowed === "db_failed") return allowed;
-  const { jobs, channelsByUser } = allowed;
+  const { jobs, channelsByUser, budgeted } = allowed;
   let claimed: NotificationRecord[];
   const token = randomUUID();
   try {
@@ -149,7 +149,11 @@ async function claimAndSend(state: LoopState, max: number): Promise<"claimed" | 
     return "db_failed";
   }
   const claimedIds = new Set(claimed.map((record) => record.id));
-  for (const job of jobs) if (!claimedIds.has(job.recordId)) queue.forget(job.recordId);
+  const lost = jobs.filter((job) => !claimedIds.has(job.recordId));
+  for (const job of lost) queue.forget(job.recordId);
+  await giveBackJobs(lost, budgeted, state.budget).catch((error: unknown) =>
+    logger.warn("cannot give back the send budget of lost claims", { error: describeError(error) }),
+  );
   if (claimed.length > 0) {
     const leaseRecovered = claimed.filter((r) => r.lastErrorCode === SENDING_LEASE_EXPIRED).length;
     events.emit("delivery:claimed", { ids: [...claimedIds], at: now.getTime(), leaseRecovered });
@@ -174,7 +178,9 @@ async function pickAllowed(
   state: LoopState,
   max: number,
   now: Date,
-): Promise<{ jobs: DeliveryJob[]; channelsByUser: Map<UserId, Channel> } | "db_failed" | number> {
+): Promise<
+  { jobs: DeliveryJob[]; channelsByUser: Map<UserId, Channel>; budgeted: Budgeted } | "db_failed" | number
+> {
   const { queue, channels, budget, logger, events } = state;
   const picked = queue.pick(max, now.getTime());
   if (picked.jobs.length === 0) return queue.hasWaiting() ? picked.waitMs : 1_000;
@@ -195,7 +201,7 @@ async function pickAllowed(
     events.emit("delivery:throttled", { userId, waitMs, at: now.getTime() });
   }
   if (budgeted.allowed.length === 0) return Math.min(...budgeted.throttled.values());
-  return { jobs: budgeted.allowed, channelsByUser };
+  return { jobs: budgeted.allowed, channelsByUser, budgeted };
 }
 
 async function send(

@@ -1,5 +1,5 @@
 import type { BudgetGrant, SendBudget } from "./ports/send-budget.ts";
-import { type SendWindow, takeFromWindows } from "./send-windows.ts";
+import { giveBackToWindows, type SendWindow, takeFromWindows } from "./send-windows.ts";
 
 /**
  * The send budget of one process (DELIVERY_RATE_LIMIT_SCOPE=process): right for a single instance, and for
@@ -25,6 +25,13 @@ export function createProcessSendBudget(windows: readonly SendWindow[]): SendBud
         grants.set(key, { granted: taken.granted, waitMs: taken.waitMs });
       }
       return grants;
+    },
+
+    async giveBack(returned, takenAt) {
+      for (const [key, count] of returned) {
+        const times = histories.get(key);
+        if (times) histories.set(key, giveBackToWindows(times, count, takenAt.getTime()));
+      }
     },
   };
 }

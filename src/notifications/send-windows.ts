@@ -42,6 +42,21 @@ export function takeFromWindows(
   return { granted, waitMs: granted < wanted ? waitMs : 0, history: kept };
 }
 
+/**
+ * The history with up to `count` of the sends taken at `atMs` removed: sends that were granted but did not
+ * happen (their claim was lost) are given back. Sends at `atMs` are alike, so which of them go is moot.
+ */
+export function giveBackToWindows(history: readonly number[], count: number, atMs: number): number[] {
+  const kept = [...history];
+  let left = count;
+  for (let i = kept.length - 1; i >= 0 && left > 0; i--) {
+    if (kept[i] !== atMs) continue;
+    kept.splice(i, 1);
+    left--;
+  }
+  return kept;
+}
+
 /** Ms until `history` (ascending, none after `nowMs`) allows one more send; 0: now. */
 export function waitFor(history: readonly number[], nowMs: number, windows: readonly SendWindow[]): number {
   let wait = 0;

@@ -102,5 +102,31 @@ for (const backend of backends) {
       assert.equal((await take(late, "fresh", 1, t0 + 10 * 60_000)).granted, 1);
       assert.deepEqual(await keys(), ["fresh"], "rows idle for longer than a minute are gone");
     });
+
+    test("sends given back by one instance are room for every instance that reads the row next", async () => {
+      const [a, b] = budgets() as [SendBudget, SendBudget];
+      assert.equal((await take(a, "lost", 3, t0)).granted, 3);
+      assert.equal((await take(b, "lost", 5, t0)).granted, 2, "b reads the row: two left");
+      // a's copy is stale (b wrote since): its give-back loses the compare-and-set once, reads, and retries.
+      await a.giveBack(new Map([["lost", 2]]), new Date(t0));
+      const [late] = budgets() as [SendBudget, SendBudget];
+      const rest = await take(late, "lost", 5, t0);
+      assert.deepEqual([rest.granted, rest.waitMs], [2, 1_250], "the two given back, and no more");
+      // Nothing taken at that instant: nothing to give back.
+      await late.giveBack(new Map([["lost", 4]]), new Date(t0 + 7));
+      assert.equal((await take(budgets()[0] as SendBudget, "lost", 1, t0 + 8)).granted, 0);
+      // A give-back that empties a row leaves it to pruning.
+      const [c] = budgets() as [SendBudget, SendBudget];
+      assert.equal((await take(c, "emptied", 1, t0)).granted, 1);
+      await c.giveBack(new Map([["emptied", 1]]), new Date(t0));
+      const rows = await query<{ last_sent_ms: number | string }>(
+        first,
+        "select last_sent_ms from notification_send_budgets where destination = 'emptied'",
+      );
+      assert.deepEqual(
+        rows.map((row) => Number(row.last_sent_ms)),
+        [0],
+      );
+    });
   });
 }

@@ -5,6 +5,7 @@ import { silentLogger } from "../../src/lib/logger.ts";
 import type { Channel } from "../../src/notifications/channel.ts";
 import { createDeliveryDispatcher } from "../../src/notifications/delivery-dispatcher.ts";
 import type { DeliveryEvents } from "../../src/notifications/delivery-events.ts";
+import { destinationKey } from "../../src/notifications/destination-key.ts";
 import type { DeliveryProvider } from "../../src/notifications/ports/delivery-provider.ts";
 import type { RecordClaims } from "../../src/notifications/ports/record-store.ts";
 import { createProcessSendBudget } from "../../src/notifications/process-send-budget.ts";
@@ -66,7 +67,13 @@ const channel = (userId: bigint): Channel => ({
   lastTestAt: null,
 });
 
-function dispatcherWith(records: ReturnType<typeof fakeRecords>, provider: DeliveryProvider) {
+const NOW = new Date("2026-03-02T10:00:00Z");
+
+function dispatcherWith(
+  records: ReturnType<typeof fakeRecords>,
+  provider: DeliveryProvider,
+  budget = createProcessSendBudget([{ limit: 100, windowMs: 1_000 }]),
+) {
   const events = createEventHub<DeliveryEvents>();
   const results: DeliveryEvents["delivery:result"][] = [];
   const waiters = new Set<() => void>();
@@ -78,8 +85,8 @@ function dispatcherWith(records: ReturnType<typeof fakeRecords>, provider: Deliv
     records: records.claims,
     channels: { getMany: async (ids) => new Map(ids.map((id) => [id, channel(id)])) },
     provider,
-    budget: createProcessSendBudget([{ limit: 100, windowMs: 1_000 }]),
-    clock: createManualClock(new Date("2026-03-02T10:00:00Z")),
+    budget,
+    clock: createManualClock(NOW),
     logger: silentLogger,
     events,
     options: { concurrency: 4, claimBatch: 4, leaseMs: 60_000, retryDelayMs: () => 300_000 },
@@ -169,6 +176,26 @@ test("a record another claim already holds is not sent", async () => {
   await stop();
   assert.deepEqual(sent, [2]);
   assert.equal(dispatcher.backlog(), 0, "the lost claim is forgotten, not kept queued");
+});
+
+test("the send budget of claims lost to another instance is given back; only the sends made stay spent", async () => {
+  const records = fakeRecords([
+    aRecord({ id: 1, userId: 7n, status: "sending" }),
+    aRecord({ id: 2, userId: 7n, status: "sending" }),
+    aRecord({ id: 3, userId: 7n, status: "sending" }),
+    aRecord({ id: 4, userId: 7n }),
+  ]);
+  const budget = createProcessSendBudget([{ limit: 5, windowMs: 1_000 }]);
+  const provider: DeliveryProvider = {
+    send: async () => ({ outcome: "success", requestPayload: null, responsePayload: null }),
+  };
+  const { dispatcher, resultCount, stop } = dispatcherWith(records, provider, budget);
+  dispatcher.submit([1, 2, 3, 4].map((recordId) => ({ recordId, userId: 7n })));
+  await resultCount(1);
+  await stop();
+  const key = destinationKey(channel(7n).webhookUrl);
+  const left = (await budget.take(new Map([[key, 5]]), NOW)).get(key);
+  assert.equal(left?.granted, 4, "four charged, three claims lost and given back: one send spent");
 });
 
 test("while results cannot be written, sending stops: finished attempts never pile up in memory", async () => {

@@ -4,7 +4,7 @@ import type { Channel } from "../../src/notifications/channel.ts";
 import { budgetJobs } from "../../src/notifications/delivery-budgeting.ts";
 import { destinationKey } from "../../src/notifications/destination-key.ts";
 import { createProcessSendBudget } from "../../src/notifications/process-send-budget.ts";
-import { takeFromWindows } from "../../src/notifications/send-windows.ts";
+import { giveBackToWindows, takeFromWindows } from "../../src/notifications/send-windows.ts";
 
 const feishu = [
   { limit: 5, windowMs: 1_000 },
@@ -36,6 +36,18 @@ test("send windows: 5 per second and 100 per minute per destination, with the wa
 test("send windows: a history written by a clock running ahead still counts in full", () => {
   const ahead = [20_000, 20_001, 20_002, 20_003, 20_004];
   assert.deepEqual(takeFromWindows(ahead, 1, 10_000, feishu).granted, 0);
+});
+
+test("giving back: only sends taken at that instant go, at most as many as returned", async () => {
+  assert.deepEqual(giveBackToWindows([100, 200, 200, 200, 300], 2, 200), [100, 200, 300]);
+  assert.deepEqual(giveBackToWindows([100, 200], 5, 200), [100], "never more than were taken then");
+  assert.deepEqual(giveBackToWindows([100, 300], 1, 200), [100, 300], "nothing taken then: nothing goes");
+  const budget = createProcessSendBudget(feishu);
+  const at = new Date(10_000);
+  assert.equal((await budget.take(new Map([["bot", 5]]), at)).get("bot")?.granted, 5);
+  await budget.giveBack(new Map([["bot", 3]]), at);
+  await budget.giveBack(new Map([["other", 3]]), at);
+  assert.equal((await budget.take(new Map([["bot", 5]]), at)).get("bot")?.granted, 3);
 });
 
 test("process budget: destinations do not throttle each other", async () => {

@@ -2,8 +2,9 @@
  * Feishu's send limits are per destination (one bot, one webhook URL), whichever instance sends. The
  * dispatcher asks this port before it claims records: how many sends each destination may take now.
  * Implemented in process (process-send-budget.ts, one instance) and in the database (sql/sql-send-budget.ts,
- * shared by every instance). A grant is spent: a send that then does not happen (its claim was lost) only
- * makes the budget stricter, never looser.
+ * shared by every instance). Sends granted whose claim is then lost (another instance sent the record) are
+ * given back; a give-back that fails, or that another instance has not read yet, only makes the budget stricter
+ * for a while, never looser.
  */
 export interface SendBudget {
   /**
@@ -11,6 +12,9 @@ export interface SendBudget {
    * granted fewer than it wanted says how long until the next send is allowed (`waitMs` > 0).
    */
   take(wanted: ReadonlyMap<string, number>, now: Date): Promise<Map<string, BudgetGrant>>;
+
+  /** Gives back `returned` sends per destination key that a `take` at `takenAt` granted and that never happen. */
+  giveBack(returned: ReadonlyMap<string, number>, takenAt: Date): Promise<void>;
 }
 
 export interface BudgetGrant {

@@ -3,7 +3,7 @@ import { type Kysely, sql } from "kysely";
 import type { DbTraits } from "../../db/db-traits.ts";
 import type { Database } from "../../db/schema.ts";
 import type { BudgetGrant, SendBudget } from "../ports/send-budget.ts";
-import { type SendWindow, takeFromWindows } from "../send-windows.ts";
+import { giveBackToWindows, type SendWindow, takeFromWindows } from "../send-windows.ts";
 
 interface BudgetRow {
   readonly version: string;
@@ -76,7 +76,7 @@ export function createSqlSendBudget(
           else
             planned.push({ key, from: row?.version, version: randomUUID(), history: taken.history, grant });
         }
-        const written = await write(db, traits, planned, nowMs);
+        const written = await write(db, traits, planned);
         pending = [];
         if (written < planned.length) {
           // Another instance wrote some of these rows first: whose write is in the table tells who won.
@@ -95,17 +95,53 @@ export function createSqlSendBudget(
       for (const key of pending) grants.set(key, { granted: 0, waitMs: 1 });
       return grants;
     },
+
+    /**
+     * Removes the returned sends from each row by the same compare-and-set; a row another instance wrote
+     * meanwhile is read and tried again. Rounds run out only under constant contention, and then the sends
+     * stay spent: stricter, never looser. Other instances see the room once they next read the row.
+     */
+    async giveBack(returned, takenAt) {
+      const atMs = takenAt.getTime();
+      const unknown = [...returned.keys()].filter((key) => !known.has(key));
+      if (unknown.length > 0) await refresh(unknown);
+      let pending = [...returned.keys()];
+      for (let round = 0; round < MAX_ROUNDS && pending.length > 0; round++) {
+        const planned: Planned[] = [];
+        for (const key of pending) {
+          const row = known.get(key);
+          if (!row) continue;
+          const history = giveBackToWindows(row.history, returned.get(key) ?? 0, atMs);
+          if (history.length < row.history.length) {
+            planned.push({ key, from: row.version, version: randomUUID(), history, grant: NOTHING });
+          }
+        }
+        const written = await write(db, traits, planned);
+        pending = [];
+        if (written < planned.length) {
+          const rows = await refresh(planned.map((p) => p.key));
+          for (const p of planned) if (rows.get(p.key)?.version !== p.version) pending.push(p.key);
+        } else {
+          for (const p of planned) known.set(p.key, { version: p.version, history: p.history });
+        }
+      }
+    },
   };
 }
 
-/** Writes the planned grants: one guarded UPDATE for the existing rows, one INSERT for new ones; rows written. */
-async function write(db: Kysely<Database>, traits: DbTraits, planned: readonly Planned[], nowMs: number) {
+const NOTHING: BudgetGrant = { granted: 0, waitMs: 0 };
+
+/**
+ * Writes the planned histories: one guarded UPDATE for the existing rows, one INSERT for new ones; rows
+ * written. `last_sent_ms` is each history's newest send (0 for none), what pruning goes by.
+ */
+async function write(db: Kysely<Database>, traits: DbTraits, planned: readonly Planned[]) {
   let written = 0;
   const updates = planned.filter((p) => p.from !== undefined);
   const inserts = planned.filter((p) => p.from === undefined);
   if (updates.length > 0) {
-    const byKey = (value: (p: Planned) => string) =>
-      sql<string>`case destination ${sql.join(
+    const byKey = <T extends string | number>(value: (p: Planned) => T) =>
+      sql<T>`case destination ${sql.join(
         updates.map((p) => sql`when ${p.key} then ${value(p)}`),
         sql` `,
       )} end`;
@@ -114,7 +150,7 @@ async function write(db: Kysely<Database>, traits: DbTraits, planned: readonly P
       // No assignment reads a column another one sets (MySQL applies them in order, SQLite all at once).
       .set({
         sent_at: byKey((p) => JSON.stringify(p.history)),
-        last_sent_ms: nowMs,
+        last_sent_ms: byKey(newest),
         version: byKey((p) => p.version),
       })
       .where((eb) =>
@@ -129,7 +165,7 @@ async function write(db: Kysely<Database>, traits: DbTraits, planned: readonly P
         destination: p.key,
         version: p.version,
         sent_at: JSON.stringify(p.history),
-        last_sent_ms: nowMs,
+        last_sent_ms: newest(p),
       })),
     );
     const result = await (traits.dialect === "mysql"
@@ -140,6 +176,8 @@ async function write(db: Kysely<Database>, traits: DbTraits, planned: readonly P
   }
   return written;
 }
+
+const newest = (p: Planned) => p.history.at(-1) ?? 0;
 
 /** The rows of `keys` that exist. */
 async function read(db: Kysely<Database>, keys: readonly string[]): Promise<Map<string, BudgetRow>> {
