@@ -28,8 +28,8 @@ const MAX_ROUNDS = 4;
  * `version`, so a take is one conditional statement, atomic across instances on MariaDB and SQLite alike.
  *
  * Fast path: each instance keeps the last copy of each row it read or wrote, and decides on it. A refusal
- * needs no database (a row only gains sends within its windows, so a stale copy is too lenient, never too
- * strict); the grants of all destinations of a claim batch are written by ONE UPDATE (each row guarded by
+ * needs no database (other instances only add sends, or give back their own lost ones, so a stale copy that
+ * refuses is at worst stricter for a while, never looser); the grants of all destinations of a claim batch are written by ONE UPDATE (each row guarded by
  * its copy's version) and one INSERT for destinations new to the table. Only when another instance wrote a
  * row meanwhile (fewer rows matched) are the rows read, and the losers decided again. Rows whose newest send
  * left the longest window are pruned: they are equal to no row.
@@ -58,73 +58,68 @@ export function createSqlSendBudget(
       .execute();
   }
 
+  /**
+   * Compare-and-set rounds over `keys`: `plan` says each row's new history from the copy in `known` (or
+   * nothing to write); a row another instance wrote first is read and planned again. Returns the plans
+   * written and the keys still contended when the rounds ran out.
+   */
+  async function change(
+    keys: readonly string[],
+    plan: (key: string, row: BudgetRow | undefined) => Planned | undefined,
+  ) {
+    const unknown = keys.filter((key) => !known.has(key));
+    if (unknown.length > 0) await refresh(unknown);
+    const won: Planned[] = [];
+    let pending = [...keys];
+    for (let round = 0; round < MAX_ROUNDS && pending.length > 0; round++) {
+      const planned = pending.flatMap((key) => plan(key, known.get(key)) ?? []);
+      const written = await write(db, traits, planned);
+      pending = [];
+      if (written < planned.length) {
+        // Another instance wrote some of these rows first: whose write is in the table tells who won.
+        const rows = await refresh(planned.map((p) => p.key));
+        for (const p of planned) {
+          if (rows.get(p.key)?.version === p.version) won.push(p);
+          else pending.push(p.key);
+        }
+      } else {
+        for (const p of planned) known.set(p.key, { version: p.version, history: p.history });
+        won.push(...planned);
+      }
+    }
+    return { won, contended: pending };
+  }
+
   return {
     async take(wanted, now) {
       const nowMs = now.getTime();
       if (nowMs - lastPrune > longest) await prune(nowMs);
       const grants = new Map<string, BudgetGrant>();
-      const unknown = [...wanted.keys()].filter((key) => !known.has(key));
-      if (unknown.length > 0) await refresh(unknown);
-      let pending = [...wanted.keys()];
-      for (let round = 0; round < MAX_ROUNDS && pending.length > 0; round++) {
-        const planned: Planned[] = [];
-        for (const key of pending) {
-          const row = known.get(key);
-          const taken = takeFromWindows(row?.history ?? [], wanted.get(key) ?? 0, nowMs, windows);
-          const grant = { granted: taken.granted, waitMs: taken.waitMs };
-          if (taken.granted === 0) grants.set(key, grant);
-          else
-            planned.push({ key, from: row?.version, version: randomUUID(), history: taken.history, grant });
-        }
-        const written = await write(db, traits, planned);
-        pending = [];
-        if (written < planned.length) {
-          // Another instance wrote some of these rows first: whose write is in the table tells who won.
-          const rows = await refresh(planned.map((p) => p.key));
-          for (const p of planned) {
-            if (rows.get(p.key)?.version === p.version) grants.set(p.key, p.grant);
-            else pending.push(p.key);
-          }
-        } else {
-          for (const p of planned) {
-            grants.set(p.key, p.grant);
-            known.set(p.key, { version: p.version, history: p.history });
-          }
-        }
-      }
-      for (const key of pending) grants.set(key, { granted: 0, waitMs: 1 });
+      const { won, contended } = await change([...wanted.keys()], (key, row) => {
+        const taken = takeFromWindows(row?.history ?? [], wanted.get(key) ?? 0, nowMs, windows);
+        const grant = { granted: taken.granted, waitMs: taken.waitMs };
+        if (taken.granted > 0)
+          return { key, from: row?.version, version: randomUUID(), history: taken.history, grant };
+        grants.set(key, grant);
+        return undefined;
+      });
+      for (const p of won) grants.set(p.key, p.grant);
+      for (const key of contended) grants.set(key, { granted: 0, waitMs: 1 });
       return grants;
     },
 
     /**
-     * Removes the returned sends from each row by the same compare-and-set; a row another instance wrote
-     * meanwhile is read and tried again. Rounds run out only under constant contention, and then the sends
-     * stay spent: stricter, never looser. Other instances see the room once they next read the row.
+     * Removes the returned sends from each row by the same compare-and-set. Rounds run out only under
+     * constant contention, and then the sends stay spent: stricter, never looser. Other instances see the
+     * room once they next read the row.
      */
     async giveBack(returned, takenAt) {
-      const atMs = takenAt.getTime();
-      const unknown = [...returned.keys()].filter((key) => !known.has(key));
-      if (unknown.length > 0) await refresh(unknown);
-      let pending = [...returned.keys()];
-      for (let round = 0; round < MAX_ROUNDS && pending.length > 0; round++) {
-        const planned: Planned[] = [];
-        for (const key of pending) {
-          const row = known.get(key);
-          if (!row) continue;
-          const history = giveBackToWindows(row.history, returned.get(key) ?? 0, atMs);
-          if (history.length < row.history.length) {
-            planned.push({ key, from: row.version, version: randomUUID(), history, grant: NOTHING });
-          }
-        }
-        const written = await write(db, traits, planned);
-        pending = [];
-        if (written < planned.length) {
-          const rows = await refresh(planned.map((p) => p.key));
-          for (const p of planned) if (rows.get(p.key)?.version !== p.version) pending.push(p.key);
-        } else {
-          for (const p of planned) known.set(p.key, { version: p.version, history: p.history });
-        }
-      }
+      await change([...returned.keys()], (key, row) => {
+        if (!row) return undefined;
+        const history = giveBackToWindows(row.history, returned.get(key) ?? 0, takenAt.getTime());
+        if (history.length === row.history.length) return undefined;
+        return { key, from: row.version, version: randomUUID(), history, grant: NOTHING };
+      });
     },
   };
 }
