@@ -10,25 +10,18 @@
  *   node --expose-gc --import tsx bench/grpc-fastpath.bench.ts [rounds] [calls] [sdk]   (needs h2load: nghttp2-client)
  */
 import { execFile } from "node:child_process";
-import { mkdtemp, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { promisify } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
-import * as grpc from "@grpc/grpc-js";
 import { createApiServer } from "../src/api/api-server.ts";
 import { createHealthState } from "../src/api/health.ts";
 import type { ServiceBinding } from "../src/api/rpc-binding.ts";
 import { startTracingWithExporter } from "../src/app/tracing-sdk.ts";
 import type { AppEvents } from "../src/app.ts";
-import {
-  ChannelResponseSchema,
-  GetFeishuWebhookRequestSchema,
-  Notification,
-} from "../src/gen/smartflow/notification/notification_pb.ts";
+import { ChannelResponseSchema, Notification } from "../src/gen/smartflow/notification/notification_pb.ts";
 import { createEventHub } from "../src/lib/event-hub.ts";
 import { silentLogger } from "../src/lib/logger.ts";
 import { createMetrics } from "../src/observability/metrics.ts";
+import { GET_PATH, getRequestFrameFile, startBareGrpcServer } from "./grpc-support.ts";
 import { median } from "./support.ts";
 
 const run = promisify(execFile);
@@ -38,7 +31,7 @@ const tracing = process.argv[4] === "sdk";
 if (tracing) {
   startTracingWithExporter({ export: (_spans, done) => done({ code: 0 }), shutdown: async () => undefined });
 }
-const path = "/smartflow.notification.Notification/GetFeishuWebhook";
+const path = GET_PATH;
 const answer = create(ChannelResponseSchema, { channel: "feishu_webhook", authType: "none" });
 
 const binding: ServiceBinding = {
@@ -74,39 +67,9 @@ const observedApi = createApiServer({
 });
 const observed = await observedApi.listen();
 
-const bytes = Buffer.from(toBinary(ChannelResponseSchema, answer));
-const bare = new grpc.Server();
-const passthrough = (v: Buffer) => v;
-bare.addService(
-  {
-    get: {
-      path,
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: passthrough,
-      requestDeserialize: passthrough,
-      responseSerialize: passthrough,
-      responseDeserialize: passthrough,
-    },
-  },
-  { get: (_call: unknown, callback: grpc.sendUnaryData<Buffer>) => callback(null, bytes) },
-);
-const barePort = await new Promise<number>((resolve, reject) =>
-  bare.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, port) =>
-    error ? reject(error) : resolve(port),
-  ),
-);
-
-const dir = await mkdtemp(join(tmpdir(), "sfn-fastpath-bench-"));
-const bodyFile = join(dir, "get-42.bin");
-const message = toBinary(
-  GetFeishuWebhookRequestSchema,
-  create(GetFeishuWebhookRequestSchema, { userId: 42n }),
-);
-const frame = Buffer.alloc(5 + message.length);
-frame.writeUInt32BE(message.length, 1);
-frame.set(message, 5);
-await writeFile(bodyFile, frame);
+const bare = await startBareGrpcServer(Buffer.from(toBinary(ChannelResponseSchema, answer)));
+const barePort = bare.port;
+const { file: bodyFile } = await getRequestFrameFile("sfn-fastpath-bench-");
 
 const results = {
   bare: { rps: [] as number[], cpuUs: [] as number[] },
@@ -136,7 +99,7 @@ for (let round = 1; round <= rounds; round++) {
     `round ${round}: bare ${results.bare.rps.at(-1)} req/s, fast path ${results.fastPath.rps.at(-1)} req/s, with metrics ${results.observed.rps.at(-1)} req/s`,
   );
 }
-bare.forceShutdown();
+bare.stop();
 await api.close(1_000);
 await observedApi.close(1_000);
 const counted = /rpc_requests_total\{[^}]*\} (\d+)/.exec((await metrics.scrape()).text)?.[1];

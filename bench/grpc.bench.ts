@@ -8,20 +8,16 @@
  *   make bench BENCH=grpc    or   npx tsx bench/grpc.bench.ts [calls] [rounds]
  */
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
-import * as grpc from "@grpc/grpc-js";
 import { createApp } from "../src/app.ts";
 import { loadConfig } from "../src/config/load-config.ts";
-import {
-  ChannelResponseSchema,
-  GetFeishuWebhookRequestSchema,
-} from "../src/gen/smartflow/notification/notification_pb.ts";
+import { ChannelResponseSchema } from "../src/gen/smartflow/notification/notification_pb.ts";
 import { createLogger } from "../src/lib/logger.ts";
 import { givenChannel } from "../test/support/delivery.ts";
+import { getRequestFrameFile, startBareGrpcServer } from "./grpc-support.ts";
 import { median, percentile, withDatabase } from "./support.ts";
 
 const run = promisify(execFile);
@@ -41,18 +37,7 @@ const goGateway = await run("scripts/go-gateway.sh").then(
   () => undefined,
 );
 const spreadGenerator = goGateway ? "grpc-go client" : "grpc-js client";
-const dir = await mkdtemp(join(tmpdir(), "sfn-grpc-bench-"));
-const bodyFile = join(dir, "get-42.bin");
-{
-  const message = toBinary(
-    GetFeishuWebhookRequestSchema,
-    create(GetFeishuWebhookRequestSchema, { userId: 42n }),
-  );
-  const frame = Buffer.alloc(5 + message.length);
-  frame.writeUInt32BE(message.length, 1);
-  frame.set(message, 5);
-  await writeFile(bodyFile, frame);
-}
+const { dir, file: bodyFile } = await getRequestFrameFile("sfn-grpc-bench-");
 
 /**
  * h2load (as in measured-here.md): `calls` requests over 4 connections x 16 streams, the body a gRPC frame;
@@ -95,34 +80,9 @@ async function load(port: number, users?: number): Promise<Load> {
   return JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}") as Load;
 }
 
-async function bareServer(): Promise<{ port: number; stop: () => void }> {
-  const answer = Buffer.from(
-    toBinary(
-      ChannelResponseSchema,
-      create(ChannelResponseSchema, { channel: "feishu_webhook", authType: "none" }),
-    ),
-  );
-  const server = new grpc.Server();
-  server.addService(
-    {
-      getFeishuWebhook: {
-        path: "/smartflow.notification.Notification/GetFeishuWebhook",
-        requestStream: false,
-        responseStream: false,
-        requestSerialize: (v: Buffer) => v,
-        requestDeserialize: (v: Buffer) => v,
-        responseSerialize: (v: Buffer) => v,
-        responseDeserialize: (v: Buffer) => v,
-      },
-    },
-    { getFeishuWebhook: (_call: unknown, callback: grpc.sendUnaryData<Buffer>) => callback(null, answer) },
-  );
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, p) =>
-      error ? reject(error) : resolve(p),
-    ),
-  );
-  return { port, stop: () => server.forceShutdown() };
+function bareServer() {
+  const answer = create(ChannelResponseSchema, { channel: "feishu_webhook", authType: "none" });
+  return startBareGrpcServer(Buffer.from(toBinary(ChannelResponseSchema, answer)));
 }
 
 await withDatabase(async (url) => {
