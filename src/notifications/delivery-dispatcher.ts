@@ -146,14 +146,13 @@ async function claimAndSend(state: LoopState, max: number): Promise<"claimed" | 
   } catch (error) {
     queue.putBack(jobs);
     logger.error("cannot claim notification records", { error: describeError(error) });
+    // Charged again when picked again: what this claim was charged is given back.
+    await giveBack(state, jobs, budgeted);
     return "db_failed";
   }
   const claimedIds = new Set(claimed.map((record) => record.id));
   const lost = jobs.filter((job) => !claimedIds.has(job.recordId));
   for (const job of lost) queue.forget(job.recordId);
-  await giveBackJobs(lost, budgeted, state.budget).catch((error: unknown) =>
-    logger.warn("cannot give back the send budget of lost claims", { error: describeError(error) }),
-  );
   if (claimed.length > 0) {
     const leaseRecovered = claimed.filter((r) => r.lastErrorCode === SENDING_LEASE_EXPIRED).length;
     events.emit("delivery:claimed", { ids: [...claimedIds], at: now.getTime(), leaseRecovered });
@@ -167,7 +166,16 @@ async function claimAndSend(state: LoopState, max: number): Promise<"claimed" | 
       state.wakeup.notify();
     });
   }
+  // After the sends have started, so a slow give-back never holds them.
+  await giveBack(state, lost, budgeted);
   return "claimed";
+}
+
+/** Gives back what `jobs` were charged; a failure only leaves the budget stricter for a while. */
+function giveBack(state: LoopState, jobs: readonly DeliveryJob[], budgeted: Budgeted): Promise<void> {
+  return giveBackJobs(jobs, budgeted, state.budget).catch((error: unknown) =>
+    state.logger.warn("cannot give back the send budget of unsent jobs", { error: describeError(error) }),
+  );
 }
 
 /**

@@ -15,7 +15,7 @@ export interface WindowTake {
   readonly granted: number;
   /** 0 when all wanted sends were granted; else how long until the next one is allowed. */
   readonly waitMs: number;
-  /** The history to keep: sends older than the longest window dropped, the granted ones appended. */
+  /** The history to keep (ascending): sends older than the longest window dropped, the granted ones added. */
   readonly history: number[];
 }
 
@@ -28,18 +28,20 @@ export function takeFromWindows(
 ): WindowTake {
   const longest = Math.max(...windows.map((w) => w.windowMs));
   const kept = history.filter((at) => at > nowMs - longest && at <= nowMs);
-  // Times ahead of `nowMs` (another instance's clock runs ahead) still count, as if sent now.
-  const ahead = history.filter((at) => at > nowMs).length;
-  for (let i = 0; i < ahead; i++) kept.push(nowMs);
+  // Times ahead of `nowMs` (another instance's clock runs ahead) count as if sent now, and are kept as they
+  // are: a give-back finds its own sends by their time, so no time is ever rewritten.
+  const ahead = history.filter((at) => at > nowMs);
+  const counted = [...kept, ...ahead.map(() => nowMs)];
   let granted = 0;
   let waitMs = 0;
   while (granted < wanted) {
-    waitMs = waitFor(kept, nowMs, windows);
+    waitMs = waitFor(counted, nowMs, windows);
     if (waitMs > 0) break;
+    counted.push(nowMs);
     kept.push(nowMs);
     granted++;
   }
-  return { granted, waitMs: granted < wanted ? waitMs : 0, history: kept };
+  return { granted, waitMs: granted < wanted ? waitMs : 0, history: [...kept, ...ahead] };
 }
 
 /**

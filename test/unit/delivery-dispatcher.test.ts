@@ -8,6 +8,7 @@ import type { DeliveryEvents } from "../../src/notifications/delivery-events.ts"
 import { destinationKey } from "../../src/notifications/destination-key.ts";
 import type { DeliveryProvider } from "../../src/notifications/ports/delivery-provider.ts";
 import type { RecordClaims } from "../../src/notifications/ports/record-store.ts";
+import type { SendBudget } from "../../src/notifications/ports/send-budget.ts";
 import { createProcessSendBudget } from "../../src/notifications/process-send-budget.ts";
 import type { AttemptResult, NotificationRecord } from "../../src/notifications/record.ts";
 import { createManualClock } from "../support/manual-clock.ts";
@@ -196,6 +197,59 @@ test("the send budget of claims lost to another instance is given back; only the
   const key = destinationKey(channel(7n).webhookUrl);
   const left = (await budget.take(new Map([[key, 5]]), NOW)).get(key);
   assert.equal(left?.granted, 4, "four charged, three claims lost and given back: one send spent");
+});
+
+test("a claim that fails gives its budget back (the jobs are charged again when picked again)", async () => {
+  const records = fakeRecords([aRecord({ id: 1, userId: 7n })]);
+  const claim = records.claims.claim;
+  let failures = 1;
+  records.claims.claim = (...args) =>
+    failures-- > 0 ? Promise.reject(new Error("ECONNRESET")) : claim(...args);
+  const budget = createProcessSendBudget([{ limit: 5, windowMs: 1_000 }]);
+  const provider: DeliveryProvider = {
+    send: async () => ({ outcome: "success", requestPayload: null, responsePayload: null }),
+  };
+  const { dispatcher, resultCount, stop } = dispatcherWith(records, provider, budget);
+  dispatcher.submit([{ recordId: 1, userId: 7n }]);
+  await resultCount(1);
+  await stop();
+  const key = destinationKey(channel(7n).webhookUrl);
+  assert.equal((await budget.take(new Map([[key, 5]]), NOW)).get(key)?.granted, 4, "one send spent, not two");
+});
+
+test("a slow give-back never holds the sends of the claims that were won", async () => {
+  const records = fakeRecords([
+    aRecord({ id: 1, userId: 7n, status: "sending" }),
+    aRecord({ id: 2, userId: 7n }),
+  ]);
+  const inner = createProcessSendBudget([{ limit: 5, windowMs: 1_000 }]);
+  let sent!: () => void;
+  const sending = new Promise<void>((resolve) => {
+    sent = resolve;
+  });
+  let sentBeforeGiveBack: boolean | undefined;
+  const budget: SendBudget = {
+    take: (wanted, now) => inner.take(wanted, now),
+    async giveBack(returned, takenAt) {
+      // Waits for the send, up to a second: a dispatcher that awaited this first would not have sent yet.
+      sentBeforeGiveBack = await Promise.race([
+        sending.then(() => true),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 1_000)),
+      ]);
+      await inner.giveBack(returned, takenAt);
+    },
+  };
+  const provider: DeliveryProvider = {
+    async send() {
+      sent();
+      return { outcome: "success", requestPayload: null, responsePayload: null };
+    },
+  };
+  const { dispatcher, resultCount, stop } = dispatcherWith(records, provider, budget);
+  dispatcher.submit([1, 2].map((recordId) => ({ recordId, userId: 7n })));
+  await resultCount(1);
+  await stop();
+  assert.equal(sentBeforeGiveBack, true);
 });
 
 test("while results cannot be written, sending stops: finished attempts never pile up in memory", async () => {

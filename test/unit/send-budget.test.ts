@@ -36,6 +36,17 @@ test("send windows: 5 per second and 100 per minute per destination, with the wa
 test("send windows: a history written by a clock running ahead still counts in full", () => {
   const ahead = [20_000, 20_001, 20_002, 20_003, 20_004];
   assert.deepEqual(takeFromWindows(ahead, 1, 10_000, feishu).granted, 0);
+  const taken = takeFromWindows([9_000, 20_000], 2, 10_000, feishu);
+  assert.deepEqual(taken.history, [9_000, 10_000, 10_000, 20_000], "kept at their own times, in order");
+});
+
+test("giving back under clock skew removes the giver's sends, never another instance's", () => {
+  // A (clock ahead, at 10,100) takes 3; B (at 10,000) takes 1; C (at 10,100) takes 1; A gives back its 3.
+  let history = takeFromWindows([], 3, 10_100, feishu).history;
+  history = takeFromWindows(history, 1, 10_000, feishu).history;
+  history = takeFromWindows(history, 1, 10_100, feishu).history;
+  history = giveBackToWindows(history, 3, 10_100);
+  assert.deepEqual(history, [10_000, 10_100], "B's send and C's send remain");
 });
 
 test("giving back: only sends taken at that instant go, at most as many as returned", async () => {

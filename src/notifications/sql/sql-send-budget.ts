@@ -29,8 +29,9 @@ const MAX_ROUNDS = 4;
  *
  * Fast path: each instance keeps the last copy of each row it read or wrote, and decides on it. A refusal
  * needs no database (other instances only add sends, or give back their own lost ones, so a stale copy that
- * refuses is at worst stricter for a while, never looser); the grants of all destinations of a claim batch are written by ONE UPDATE (each row guarded by
- * its copy's version) and one INSERT for destinations new to the table. Only when another instance wrote a
+ * refuses is at worst stricter for a while, never looser); the grants of all destinations of a claim batch
+ * are written by ONE UPDATE (each row guarded by its copy's version) and one INSERT for destinations new to
+ * the table. Only when another instance wrote a
  * row meanwhile (fewer rows matched) are the rows read, and the losers decided again. Rows whose newest send
  * left the longest window are pruned: they are equal to no row.
  */
@@ -39,15 +40,9 @@ export function createSqlSendBudget(
   traits: DbTraits,
   windows: readonly SendWindow[],
 ): SendBudget {
-  const known = new Map<string, BudgetRow | undefined>();
+  const { known, change } = createBudgetRows(db, traits);
   const longest = Math.max(...windows.map((w) => w.windowMs));
   let lastPrune = 0;
-
-  async function refresh(keys: readonly string[]) {
-    const rows = await read(db, keys);
-    for (const key of keys) known.set(key, rows.get(key));
-    return rows;
-  }
 
   async function prune(nowMs: number) {
     lastPrune = nowMs;
@@ -56,38 +51,6 @@ export function createSqlSendBudget(
       .deleteFrom("notification_send_budgets")
       .where("last_sent_ms", "<", nowMs - longest)
       .execute();
-  }
-
-  /**
-   * Compare-and-set rounds over `keys`: `plan` says each row's new history from the copy in `known` (or
-   * nothing to write); a row another instance wrote first is read and planned again. Returns the plans
-   * written and the keys still contended when the rounds ran out.
-   */
-  async function change(
-    keys: readonly string[],
-    plan: (key: string, row: BudgetRow | undefined) => Planned | undefined,
-  ) {
-    const unknown = keys.filter((key) => !known.has(key));
-    if (unknown.length > 0) await refresh(unknown);
-    const won: Planned[] = [];
-    let pending = [...keys];
-    for (let round = 0; round < MAX_ROUNDS && pending.length > 0; round++) {
-      const planned = pending.flatMap((key) => plan(key, known.get(key)) ?? []);
-      const written = await write(db, traits, planned);
-      pending = [];
-      if (written < planned.length) {
-        // Another instance wrote some of these rows first: whose write is in the table tells who won.
-        const rows = await refresh(planned.map((p) => p.key));
-        for (const p of planned) {
-          if (rows.get(p.key)?.version === p.version) won.push(p);
-          else pending.push(p.key);
-        }
-      } else {
-        for (const p of planned) known.set(p.key, { version: p.version, history: p.history });
-        won.push(...planned);
-      }
-    }
-    return { won, contended: pending };
   }
 
   return {
@@ -122,6 +85,54 @@ export function createSqlSendBudget(
       });
     },
   };
+}
+
+/**
+ * This instance's copies of the budget rows, and the compare-and-set rounds that change them (one guarded
+ * UPDATE, and one INSERT for new rows, per round).
+ */
+function createBudgetRows(db: Kysely<Database>, traits: DbTraits) {
+  const known = new Map<string, BudgetRow | undefined>();
+
+  async function refresh(keys: readonly string[]) {
+    const rows = await read(db, keys);
+    for (const key of keys) known.set(key, rows.get(key));
+    return rows;
+  }
+
+  /**
+   * Compare-and-set rounds over `keys`: `plan` says each row's new history from the copy in `known` (or
+   * nothing to write); a row another instance wrote first is read and planned again. Returns the plans
+   * written and the keys still contended when the rounds ran out.
+   */
+  async function change(
+    keys: readonly string[],
+    plan: (key: string, row: BudgetRow | undefined) => Planned | undefined,
+  ) {
+    const unknown = keys.filter((key) => !known.has(key));
+    if (unknown.length > 0) await refresh(unknown);
+    const won: Planned[] = [];
+    let pending = [...keys];
+    for (let round = 0; round < MAX_ROUNDS && pending.length > 0; round++) {
+      const planned = pending.flatMap((key) => plan(key, known.get(key)) ?? []);
+      const written = await write(db, traits, planned);
+      pending = [];
+      if (written < planned.length) {
+        // Another instance wrote some of these rows first: whose write is in the table tells who won.
+        const rows = await refresh(planned.map((p) => p.key));
+        for (const p of planned) {
+          if (rows.get(p.key)?.version === p.version) won.push(p);
+          else pending.push(p.key);
+        }
+      } else {
+        for (const p of planned) known.set(p.key, { version: p.version, history: p.history });
+        won.push(...planned);
+      }
+    }
+    return { won, contended: pending };
+  }
+
+  return { known, change };
 }
 
 const NOTHING: BudgetGrant = { granted: 0, waitMs: 0 };
