@@ -1,6 +1,7 @@
 /**
- * The gRPC serving path: GetFeishuWebhook served by this service from MariaDB, against a bare @grpc/grpc-js
- * server answering a constant, with the same load generator (bench/grpc-load.ts, its own process), in
+ * The gRPC serving path: GetFeishuWebhook served from MariaDB by this service as the image runs it (built,
+ * `node <the Dockerfile's flags> dist/main.js`, its own process), against a bare @grpc/grpc-js server
+ * answering a constant, with the same load generator (h2load; without it bench/grpc-load.ts, its own process), in
  * alternating rounds of the same run. Every call of h2load asks for one user (42): the calls that share a read
  * share its answer. A second phase spreads the calls over 1,000 users (so nearly every call builds and encodes
  * its own answer), driven for both servers by the gateway's own stack (grpc-go, test/go-gateway's `load`, 4
@@ -8,6 +9,7 @@
  *   make bench BENCH=grpc    or   npx tsx bench/grpc.bench.ts [calls] [rounds]
  */
 import { execFile } from "node:child_process";
+import { once } from "node:events";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -17,6 +19,7 @@ import { loadConfig } from "../src/config/load-config.ts";
 import { ChannelResponseSchema } from "../src/gen/smartflow/notification/notification_pb.ts";
 import { createLogger } from "../src/lib/logger.ts";
 import { givenChannel } from "../test/support/delivery.ts";
+import { startServiceProcess } from "../test/support/service-process.ts";
 import { getRequestFrameFile, startBareGrpcServer } from "./grpc-support.ts";
 import { median, percentile, withDatabase } from "./support.ts";
 
@@ -25,6 +28,10 @@ const calls = process.argv[2] ?? "20000";
 const rounds = Number(process.argv[3] ?? 3);
 
 type Load = { rps: number; p50Ms: number; p99Ms: number };
+/** The Dockerfile's `CMD` flags, unless BENCH_NODE_ARGS says others (`BENCH_NODE_ARGS=` for none). */
+const SERVICE_NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? "--enable-source-maps --max-old-space-size=128")
+  .split(" ")
+  .filter(Boolean);
 const SPREAD_USERS = 1_000;
 
 const h2load = await run("h2load", ["--version"]).then(
@@ -92,6 +99,8 @@ await withDatabase(async (url) => {
     GRPC_ADDR: "127.0.0.1:0",
     METRICS_ADDR: "",
   });
+  // The channels are saved by an app in this process; the service measured is the built one, in its own
+  // process with the image's flags, as production runs it.
   const app = createApp(config, { logger: createLogger("warn") });
   await app.start();
   for (let user = 1; user <= SPREAD_USERS; user++) {
@@ -101,15 +110,22 @@ await withDatabase(async (url) => {
       `https://www.feishu.cn/flow/api/trigger-webhook/abcdefgh${10_000_000 + user}`,
     );
   }
+  await app.stop();
+  await run("npx", ["tsc", "-p", "tsconfig.build.json"]);
+  const service = await startServiceProcess(
+    { DATABASE_URL: url, METRICS_ADDR: "" },
+    { built: true, nodeArgs: SERVICE_NODE_ARGS },
+  );
+  const servicePort = service.port;
   const bare = await bareServer();
   // One unmeasured round each first: the first calls also pay for JIT compilation and pools filling up.
   await load(bare.port);
-  await load(app.apiPort());
+  await load(servicePort);
   const ours: Awaited<ReturnType<typeof load>>[] = [];
   const baseline: Awaited<ReturnType<typeof load>>[] = [];
   for (let round = 1; round <= rounds; round++) {
     baseline.push(await load(bare.port));
-    ours.push(await load(app.apiPort()));
+    ours.push(await load(servicePort));
     console.log(
       `round ${round}: bare grpc-js ${baseline.at(-1)?.rps} req/s, service ${ours.at(-1)?.rps} req/s (p99 ${ours.at(-1)?.p99Ms} ms)`,
     );
@@ -118,13 +134,14 @@ await withDatabase(async (url) => {
   const spreadBaseline: Load[] = [];
   for (let round = 1; round <= Math.max(1, Math.ceil(rounds / 2)); round++) {
     spreadBaseline.push(await load(bare.port, SPREAD_USERS));
-    spreadOurs.push(await load(app.apiPort(), SPREAD_USERS));
+    spreadOurs.push(await load(servicePort, SPREAD_USERS));
     console.log(
       `spread round ${round} (${spreadGenerator}, ${SPREAD_USERS} users): bare grpc-js ${spreadBaseline.at(-1)?.rps} req/s, service ${spreadOurs.at(-1)?.rps} req/s (p99 ${spreadOurs.at(-1)?.p99Ms} ms)`,
     );
   }
   bare.stop();
-  await app.stop();
+  service.child.kill("SIGTERM");
+  await once(service.child, "exit");
   const b = median(baseline.map((r) => r.rps));
   const o = median(ours.map((r) => r.rps));
   const sb = median(spreadBaseline.map((r) => r.rps));
@@ -132,6 +149,7 @@ await withDatabase(async (url) => {
   console.log(
     JSON.stringify({
       bench: "grpc",
+      serviceNodeArgs: SERVICE_NODE_ARGS.join(" "),
       calls: Number(calls),
       loadGenerator: h2load ? "h2load" : "grpc-js client",
       streams: 64,

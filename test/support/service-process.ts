@@ -10,12 +10,17 @@ export interface ServiceProcess {
 }
 
 /**
- * Starts the real process as deployed from source (`node --import tsx src/main.ts`) with `env` over this
- * process's environment (info logs, the API and the metrics listener on free loopback ports, no Kafka unless
- * `env` says otherwise), and resolves once its API listens; rejects if it exits first.
+ * Starts the real process as deployed from source (`node --import tsx src/main.ts`), or with `built` as the
+ * image runs it (`node <nodeArgs> dist/main.js`, built beforehand), with `env` over this process's
+ * environment (info logs, the API and the metrics listener on free loopback ports, no Kafka unless `env`
+ * says otherwise), and resolves once its API listens; rejects if it exits first.
  */
-export async function startServiceProcess(env: Record<string, string>): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+export async function startServiceProcess(
+  env: Record<string, string>,
+  options: { built?: boolean; nodeArgs?: readonly string[] } = {},
+): Promise<ServiceProcess> {
+  const entry = options.built ? ["dist/main.js"] : ["--import", "tsx", "src/main.ts"];
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...entry], {
     env: {
       ...process.env,
       LOG_LEVEL: "info",
