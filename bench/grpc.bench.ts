@@ -1,26 +1,24 @@
 /**
  * The gRPC serving path: GetFeishuWebhook served from MariaDB by this service as the image runs it (built,
  * `node <the Dockerfile's flags> dist/main.js`, its own process), against a bare @grpc/grpc-js server
- * answering a constant, with the same load generator (h2load; without it bench/grpc-load.ts, its own process), in
+ * answering a constant (its own process, the same node flags), with the same load generator (h2load; without it bench/grpc-load.ts, its own process), in
  * alternating rounds of the same run. Every call of h2load asks for one user (42): the calls that share a read
  * share its answer. A second phase spreads the calls over 1,000 users (so nearly every call builds and encodes
  * its own answer), driven for both servers by the gateway's own stack (grpc-go, test/go-gateway's `load`, 4
  * connections x 16 streams), which can vary the request; without Go, by bench/grpc-load.ts.
  *   make bench BENCH=grpc    or   npx tsx bench/grpc.bench.ts [calls] [rounds]
  */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { create, toBinary } from "@bufbuild/protobuf";
 import { createApp } from "../src/app.ts";
 import { loadConfig } from "../src/config/load-config.ts";
-import { ChannelResponseSchema } from "../src/gen/smartflow/notification/notification_pb.ts";
 import { createLogger } from "../src/lib/logger.ts";
 import { givenChannel } from "../test/support/delivery.ts";
 import { startServiceProcess } from "../test/support/service-process.ts";
-import { getRequestFrameFile, startBareGrpcServer } from "./grpc-support.ts";
+import { getRequestFrameFile } from "./grpc-support.ts";
 import { median, percentile, withDatabase } from "./support.ts";
 
 const run = promisify(execFile);
@@ -87,9 +85,31 @@ async function load(port: number, users?: number): Promise<Load> {
   return JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}") as Load;
 }
 
-function bareServer() {
-  const answer = create(ChannelResponseSchema, { channel: "feishu_webhook", authType: "none" });
-  return startBareGrpcServer(Buffer.from(toBinary(ChannelResponseSchema, answer)));
+/** The baseline, in its own process with the service's node flags (bench/bare-grpc-server.ts). */
+async function bareServer(): Promise<{ port: number; stop: () => Promise<void> }> {
+  const child = spawn(
+    process.execPath,
+    [...SERVICE_NODE_ARGS, "--import", "tsx", "bench/bare-grpc-server.ts"],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      out += chunk;
+      const match = /listening (\d+)/.exec(out);
+      if (match) resolve(Number(match[1]));
+    });
+    child.once("exit", (code) => reject(new Error(`bare grpc-js server exited ${code}`)));
+  });
+  return {
+    port,
+    async stop() {
+      child.kill("SIGTERM");
+      if (child.exitCode === null) await once(child, "exit");
+    },
+  };
 }
 
 await withDatabase(async (url) => {
@@ -139,7 +159,7 @@ await withDatabase(async (url) => {
       `spread round ${round} (${spreadGenerator}, ${SPREAD_USERS} users): bare grpc-js ${spreadBaseline.at(-1)?.rps} req/s, service ${spreadOurs.at(-1)?.rps} req/s (p99 ${spreadOurs.at(-1)?.p99Ms} ms)`,
     );
   }
-  bare.stop();
+  await bare.stop();
   service.child.kill("SIGTERM");
   await once(service.child, "exit");
   const b = median(baseline.map((r) => r.rps));
