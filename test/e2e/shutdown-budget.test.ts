@@ -5,7 +5,6 @@
  * the closing margin (before, the API's close and then the loops' drain each took up to the grace time).
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
 import { connect } from "node:net";
@@ -21,6 +20,7 @@ import { caFile, startFakeFeishu } from "../support/fake-feishu.ts";
 import { legacyClient, rpcClient } from "../support/grpc-clients.ts";
 import { grpcFrame } from "../support/h2-raw.ts";
 import { h2Request, h2Session } from "../support/h2-request.ts";
+import { type ServiceProcess, startServiceProcess } from "../support/service-process.ts";
 
 const GRACE_MS = 2_000;
 const GET = "/smartflow.notification.Notification/GetFeishuWebhook";
@@ -33,41 +33,22 @@ interface LogLine {
 test("SIGTERM with idle and half-sent connections and hanging webhooks exits within the grace time", async () => {
   const dir = await mkdtemp(join(tmpdir(), "sfn-e2e-shutdown-"));
   const fake = await startFakeFeishu();
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-    env: {
-      ...process.env,
-      LOG_LEVEL: "info",
-      GRPC_ADDR: "127.0.0.1:0",
-      METRICS_ADDR: "127.0.0.1:0",
+  let service: ServiceProcess | undefined;
+  try {
+    service = await startServiceProcess({
       DATABASE_URL: `sqlite:${join(dir, "db.sqlite")}`,
-      KAFKA_BROKERS: "",
       SHUTDOWN_GRACE_MS: String(GRACE_MS),
       FEISHU_ALLOWED_HOSTS: fake.host,
       FEISHU_CA_FILE: caFile,
       FEISHU_TIMEOUT_MS: "5000",
       DELIVERY_SENDING_LEASE_MS: "60000",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-    stderr += chunk;
-  });
-  const lines = () =>
-    stdout
-      .split("\n")
-      .filter(Boolean)
-      .map((line) => JSON.parse(line) as LogLine);
-  try {
-    const port = await new Promise<number>((resolve, reject) => {
-      child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-        stdout += chunk;
-        const match = /"msg":"api listening"[^\n]*"address":"127\.0\.0\.1:(\d+)"/.exec(stdout);
-        if (match) resolve(Number(match[1]));
-      });
-      child.once("exit", (code) => reject(new Error(`exited ${code} before listening: ${stderr}`)));
     });
+    const { child, port, stdout, stderr } = service;
+    const lines = () =>
+      stdout()
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as LogLine);
     const legacy = legacyClient(`127.0.0.1:${port}`);
     const ops = rpcClient(`127.0.0.1:${port}`);
     for (const [user, key] of [
@@ -115,7 +96,7 @@ test("SIGTERM with idle and half-sent connections and hanging webhooks exits wit
     child.kill("SIGTERM");
     const [code] = await once(child, "exit");
     const wallMs = performance.now() - signalled;
-    assert.equal(code, 0, stderr);
+    assert.equal(code, 0, stderr());
     const at = (msg: string) => {
       const line = lines().find((l) => l.msg === msg);
       assert.ok(line, `no "${msg}" log line`);
@@ -134,13 +115,13 @@ test("SIGTERM with idle and half-sent connections and hanging webhooks exits wit
     );
     assert.ok(wallMs < 3 * GRACE_MS, `the process exited ${Math.round(wallMs)} ms after SIGTERM`);
     assert.ok(await testing, "the RPC in flight was cut at the end of the budget");
-    assert.equal(stderr, "");
+    assert.equal(stderr(), "");
     for (const session of [idle, halfSent]) session.destroy();
     silent.destroy();
     legacy.close();
     ops.close();
   } finally {
-    child.kill("SIGKILL");
+    service?.child.kill("SIGKILL");
     await fake.close();
     await rm(dir, { recursive: true, force: true });
   }
