@@ -154,7 +154,7 @@ func (g *gateway) run(c *command) result {
 	r.Dials = atomic.LoadInt64(&g.dials)
 
 	st, _ := status.FromError(err) // a nil error is a nil *Status: code OK, no message, no details
-	r.Code, r.Message = codeOf(err), st.Message()
+	r.Code, r.Message = st.Code().String(), st.Message()
 	for _, d := range st.Details() {
 		switch d := d.(type) {
 		case *errdetails.ErrorInfo:
