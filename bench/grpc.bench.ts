@@ -17,6 +17,7 @@ import { createApp } from "../src/app.ts";
 import { loadConfig } from "../src/config/load-config.ts";
 import { createLogger } from "../src/lib/logger.ts";
 import { givenChannel } from "../test/support/delivery.ts";
+import { imageNodeArgs } from "../test/support/image-command.ts";
 import { startServiceProcess } from "../test/support/service-process.ts";
 import { getRequestFrameFile } from "./grpc-support.ts";
 import { median, percentile, withDatabase } from "./support.ts";
@@ -27,9 +28,10 @@ const rounds = Number(process.argv[3] ?? 3);
 
 type Load = { rps: number; p50Ms: number; p99Ms: number };
 /** The Dockerfile's `CMD` flags, unless BENCH_NODE_ARGS says others (`BENCH_NODE_ARGS=` for none). */
-const SERVICE_NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? "--enable-source-maps --max-old-space-size=128")
-  .split(" ")
-  .filter(Boolean);
+const SERVICE_NODE_ARGS =
+  process.env.BENCH_NODE_ARGS === undefined
+    ? await imageNodeArgs()
+    : process.env.BENCH_NODE_ARGS.split(" ").filter(Boolean);
 const SPREAD_USERS = 1_000;
 
 const h2load = await run("h2load", ["--version"]).then(

@@ -8,8 +8,8 @@
  * second half of the run, in MB/min; the same for the heap left live after each full GC (the service runs
  * with --trace-gc). Exits 1 when the RSS trend exceeds SOAK_MAX_RSS_SLOPE_MB_PER_MIN (default 2), the live
  * heap's exceeds SOAK_MAX_SLOPE_MB_PER_MIN (default 1; bench/README.md says why), the peak exceeds
- * SOAK_MAX_RSS_MB (default 200), or the pipeline fell behind. The service runs with SOAK_NODE_ARGS (default
- * `--max-old-space-size=128`).
+ * SOAK_MAX_RSS_MB (default 200), or the pipeline fell behind. The service runs with the Dockerfile's node
+ * flags (its `CMD`), unless SOAK_NODE_ARGS says others.
  *
  *   make build && make bench BENCH=soak       SOAK_MS (default 600000: 10 minutes) shortens it
  */
@@ -26,6 +26,7 @@ import {
 } from "../src/gen/smartflow/notification/v1/notification_ops_service_pb.ts";
 import { encodeRowEnvelope } from "../src/outbox/envelope.ts";
 import { caFile } from "../test/support/fake-feishu.ts";
+import { imageNodeArgs } from "../test/support/image-command.ts";
 import { type RssSample, readRss, sampleRss, secondHalf, slopeMbPerMin } from "./rss.ts";
 import { brokers, eventPayload, unique, withDatabase } from "./support.ts";
 
@@ -34,6 +35,11 @@ const sampleMs = Number(process.env.SOAK_SAMPLE_MS ?? 2_000);
 const maxSlope = Number(process.env.SOAK_MAX_SLOPE_MB_PER_MIN ?? 1);
 const maxRssSlope = Number(process.env.SOAK_MAX_RSS_SLOPE_MB_PER_MIN ?? 2);
 const maxRssMb = Number(process.env.SOAK_MAX_RSS_MB ?? 200);
+/** The Dockerfile's `CMD` flags, unless SOAK_NODE_ARGS says others (`SOAK_NODE_ARGS=` for none). */
+const serviceNodeArgs =
+  process.env.SOAK_NODE_ARGS === undefined
+    ? await imageNodeArgs()
+    : process.env.SOAK_NODE_ARGS.split(" ").filter(Boolean);
 const users = 4_000;
 const EVENT = "notification.feishu.requested";
 const TOKEN = "soak-token";
@@ -135,9 +141,7 @@ const result = await withDatabase(async (url) => {
   const topic = unique("bench.soak");
   const port = await freePort();
   // --trace-gc: each full GC prints the heap left live after it, read below for the leak trend.
-  // SOAK_NODE_ARGS: the service's node flags; by default the heap cap README's "Memory" recommends.
-  const extraArgs = (process.env.SOAK_NODE_ARGS ?? "--max-old-space-size=128").split(" ").filter(Boolean);
-  const nodeArgs = ["--trace-gc", ...extraArgs];
+  const nodeArgs = ["--trace-gc", ...serviceNodeArgs];
   const service = spawn(process.execPath, [...nodeArgs, "dist/main.js"], {
     stdio: ["ignore", "pipe", "inherit"],
     env: {
@@ -267,7 +271,7 @@ const report = {
   liveHeapSecondHalfSlopeMbPerMin: Number(heapSlope.toFixed(2)),
   maxRssSlopeMbPerMin: maxRssSlope,
   maxLiveHeapSlopeMbPerMin: maxSlope,
-  nodeArgs: process.env.SOAK_NODE_ARGS ?? "--max-old-space-size=128",
+  nodeArgs: serviceNodeArgs.join(" "),
   maxRssMb,
 };
 console.log(

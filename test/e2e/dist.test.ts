@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
+import { imageCommand } from "../support/image-command.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 
@@ -15,14 +16,6 @@ async function imageHealthCheck(): Promise<string[]> {
   const cmd = /^HEALTHCHECK[^\n]*\\\n\s*CMD\s+(\[.*\])\s*$/m.exec(dockerfile)?.[1];
   assert.ok(cmd, "the Dockerfile has an exec-form HEALTHCHECK");
   assert.match(dockerfile, /^EXPOSE 9464$/m, "the image exposes the metrics port");
-  return JSON.parse(cmd) as string[];
-}
-
-/** The image's command, read from the Dockerfile itself, so this test runs what the image runs. */
-async function imageCommand(): Promise<string[]> {
-  const dockerfile = await readFile(join(root, "Dockerfile"), "utf8");
-  const cmd = [...dockerfile.matchAll(/^CMD\s+(\[.*\])\s*$/gm)].at(-1)?.[1];
-  assert.ok(cmd, "the Dockerfile has an exec-form CMD");
   return JSON.parse(cmd) as string[];
 }
 
