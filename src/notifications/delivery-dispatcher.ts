@@ -1,8 +1,9 @@
 import { randomUUID } from "node:crypto";
-import { createBackoff, databaseRetry } from "../lib/backoff.ts";
+import { type Backoff, createBackoff, databaseRetry } from "../lib/backoff.ts";
 import type { Clock } from "../lib/clock.ts";
 import { describeError } from "../lib/errors.ts";
 import type { EventHub } from "../lib/event-hub.ts";
+import { logFailedStep } from "../lib/failed-step-log.ts";
 import type { Logger } from "../lib/logger.ts";
 import { createWakeup, sleep } from "../lib/sleep.ts";
 import { contextOfCarrier, contextOfTraceId, withContext } from "../lib/trace-context.ts";
@@ -76,7 +77,8 @@ export function createDeliveryDispatcher(deps: DispatcherDeps): DeliveryDispatch
       wakeup.notify();
     },
   });
-  const state: LoopState = { ...deps, queue, wakeup, flusher, inFlight: 0 };
+  const dbFailures = createBackoff(databaseRetry);
+  const state: LoopState = { ...deps, queue, wakeup, flusher, dbFailures, inFlight: 0 };
   return {
     submit(jobs) {
       if (queue.add(jobs)) wakeup.notify();
@@ -90,14 +92,25 @@ interface LoopState extends DispatcherDeps {
   readonly queue: DeliveryQueue;
   readonly wakeup: ReturnType<typeof createWakeup>;
   readonly flusher: ReturnType<typeof createResultFlusher>;
+  /** The loop's database steps (read channels and budgets, claim) that failed in a row. */
+  readonly dbFailures: Backoff;
   inFlight: number;
+}
+
+/** A database step of the loop failed; the loop waits `retryInMs` before the next. */
+type DbFailed = { readonly dbFailed: true; readonly retryInMs: number };
+
+/** Counts a failed database step and logs it by how long the failures have lasted (lib/failed-step-log.ts). */
+function dbFailed(state: LoopState, msg: string, error: unknown): DbFailed {
+  const retryInMs = state.dbFailures.failed();
+  logFailedStep(state.logger, state.dbFailures.failures, msg, { error: describeError(error), retryInMs });
+  return { dbFailed: true, retryInMs };
 }
 
 async function runDispatcher(state: LoopState, signal: AbortSignal): Promise<void> {
   const { options, wakeup, flusher } = state;
   const flusherStop = new AbortController();
   const flushing = flusher.run(flusherStop.signal);
-  const claimFailures = createBackoff(databaseRetry);
   while (!signal.aborted) {
     // Claim in chunks: waiting until a quarter of the slots are free turns one tiny claim per finished POST
     // into one claim per group of them (a claim is an UPDATE plus a SELECT). Results waiting for their write
@@ -110,13 +123,12 @@ async function runDispatcher(state: LoopState, signal: AbortSignal): Promise<voi
       continue;
     }
     const step = await claimAndSend(state, Math.min(free, options.claimBatch));
-    if (step === "claimed") {
-      claimFailures.succeeded();
-    } else if (step === "db_failed") {
-      await sleep(claimFailures.failed(), signal);
-    } else {
-      await wakeup.wait(step, signal);
+    if (typeof step === "object") {
+      await sleep(step.retryInMs, signal);
+      continue;
     }
+    state.dbFailures.succeeded();
+    if (step !== "claimed") await wakeup.wait(step, signal);
   }
   // Draining: in-flight sends end within the provider timeout; their results are written before return.
   // Jobs still queued were never claimed: their records stay pending for the retry scan.
@@ -127,11 +139,11 @@ async function runDispatcher(state: LoopState, signal: AbortSignal): Promise<voi
 }
 
 /** Picks jobs the send budgets allow, claims their records and starts their sends; else says how long to wait. */
-async function claimAndSend(state: LoopState, max: number): Promise<"claimed" | "db_failed" | number> {
-  const { queue, records, logger, events, options } = state;
+async function claimAndSend(state: LoopState, max: number): Promise<"claimed" | DbFailed | number> {
+  const { queue, records, events, options } = state;
   const now = state.clock.now();
   const allowed = await pickAllowed(state, max, now);
-  if (typeof allowed === "number" || allowed === "db_failed") return allowed;
+  if (typeof allowed === "number" || "dbFailed" in allowed) return allowed;
   const { jobs, channelsByUser, budgeted } = allowed;
   let claimed: NotificationRecord[];
   const token = randomUUID();
@@ -145,10 +157,10 @@ async function claimAndSend(state: LoopState, max: number): Promise<"claimed" | 
     );
   } catch (error) {
     queue.putBack(jobs);
-    logger.error("cannot claim notification records", { error: describeError(error) });
+    const failed = dbFailed(state, "cannot claim notification records", error);
     // Charged again when picked again: what this claim was charged is given back.
     await giveBack(state, jobs, budgeted);
-    return "db_failed";
+    return failed;
   }
   const claimedIds = new Set(claimed.map((record) => record.id));
   const lost = jobs.filter((job) => !claimedIds.has(job.recordId));
@@ -187,9 +199,9 @@ async function pickAllowed(
   max: number,
   now: Date,
 ): Promise<
-  { jobs: DeliveryJob[]; channelsByUser: Map<UserId, Channel>; budgeted: Budgeted } | "db_failed" | number
+  { jobs: DeliveryJob[]; channelsByUser: Map<UserId, Channel>; budgeted: Budgeted } | DbFailed | number
 > {
-  const { queue, channels, budget, logger, events } = state;
+  const { queue, channels, budget, events } = state;
   const picked = queue.pick(max, now.getTime());
   if (picked.jobs.length === 0) return queue.hasWaiting() ? picked.waitMs : 1_000;
   let channelsByUser: Map<UserId, Channel>;
@@ -200,8 +212,7 @@ async function pickAllowed(
     budgeted = await budgetJobs(picked.jobs, channelsByUser, budget, state.clock.now());
   } catch (error) {
     queue.putBack(picked.jobs);
-    logger.error("cannot read channels or send budgets", { error: describeError(error) });
-    return "db_failed";
+    return dbFailed(state, "cannot read channels or send budgets", error);
   }
   queue.putBack(budgeted.deferred);
   for (const [userId, waitMs] of budgeted.throttled) {

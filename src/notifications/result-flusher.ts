@@ -2,6 +2,7 @@ import { createBackoff, databaseRetry } from "../lib/backoff.ts";
 import type { Clock } from "../lib/clock.ts";
 import { describeError } from "../lib/errors.ts";
 import type { EventHub } from "../lib/event-hub.ts";
+import { logFailedStep } from "../lib/failed-step-log.ts";
 import type { Logger } from "../lib/logger.ts";
 import { createWakeup, sleep } from "../lib/sleep.ts";
 import { contextOfCarrier, withContext } from "../lib/trace-context.ts";
@@ -37,8 +38,10 @@ export function createResultFlusher(deps: {
   /** The batch being written. */
   let writing = 0;
   const wakeup = createWakeup();
+  const backoff = createBackoff(databaseRetry);
 
-  async function flushOnce(): Promise<boolean> {
+  /** Writes what is pending: `true` once written, else how long to wait before trying again. */
+  async function flushOnce(): Promise<true | number> {
     const batch = pending.splice(0, pending.length);
     let written: Set<RecordId>;
     writing = batch.length;
@@ -50,12 +53,15 @@ export function createResultFlusher(deps: {
     } catch (error) {
       writing = 0;
       pending.unshift(...batch);
-      logger.error("cannot record delivery results; retrying", {
+      const delay = backoff.failed();
+      logFailedStep(logger, backoff.failures, "cannot record delivery results; retrying", {
         error: describeError(error),
         count: batch.length,
+        retryInMs: delay,
       });
-      return false;
+      return delay;
     }
+    backoff.succeeded();
     writing = 0;
     for (const attempt of batch) report(deps, attempt, written.has(attempt.result.id));
     return true;
@@ -70,17 +76,15 @@ export function createResultFlusher(deps: {
     },
     /** Writes until `stop` aborts and nothing is left (or the database kept failing after it). */
     async run(stop: AbortSignal): Promise<void> {
-      const backoff = createBackoff(databaseRetry);
       while (!stop.aborted || pending.length > 0) {
         if (pending.length === 0) {
           await wakeup.wait(1_000, stop);
           continue;
         }
-        if (await flushOnce()) backoff.succeeded();
-        else {
-          const delay = backoff.failed();
+        const flushed = await flushOnce();
+        if (flushed !== true) {
           if (stop.aborted && backoff.failures > 3) return;
-          await sleep(delay);
+          await sleep(flushed);
         }
       }
     },

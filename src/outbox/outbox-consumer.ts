@@ -2,6 +2,7 @@ import { createBackoff, databaseRetry } from "../lib/backoff.ts";
 import type { Clock } from "../lib/clock.ts";
 import { describeError } from "../lib/errors.ts";
 import type { EventHub } from "../lib/event-hub.ts";
+import { logFailedStep } from "../lib/failed-step-log.ts";
 import type { Logger } from "../lib/logger.ts";
 import { sleep } from "../lib/sleep.ts";
 import type { IncomingMessage, MessageBus } from "../messaging/bus.ts";
@@ -219,7 +220,7 @@ async function untilStored<T>(
     } catch (error) {
       if (signal.aborted) return undefined;
       const delay = backoff.failed();
-      logger.error(`outbox consumer cannot ${what}; retrying`, {
+      logFailedStep(logger, backoff.failures, `outbox consumer cannot ${what}; retrying`, {
         error: describeError(error),
         retryInMs: delay,
       });

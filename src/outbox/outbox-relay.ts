@@ -1,5 +1,6 @@
 import { brokerRetry, createBackoff, databaseRetry } from "../lib/backoff.ts";
 import { describeError } from "../lib/errors.ts";
+import { logFailedStep } from "../lib/failed-step-log.ts";
 import { sleep, type Wakeup } from "../lib/sleep.ts";
 import { type BatchResult, type PublisherDeps, publishClaimedRows, release } from "./relay-publisher.ts";
 import type { ClaimedRow } from "./store/relay-store.ts";
@@ -49,7 +50,10 @@ async function runRelay(deps: RelayDeps, signal: AbortSignal): Promise<void> {
     } catch (error) {
       await previousResult();
       const delay = claimFailures.failed();
-      logger.error("outbox relay cannot claim rows", { error: describeError(error), retryInMs: delay });
+      logFailedStep(logger, claimFailures.failures, "outbox relay cannot claim rows", {
+        error: describeError(error),
+        retryInMs: delay,
+      });
       await sleep(delay, signal);
       continue;
     }

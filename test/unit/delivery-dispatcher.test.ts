@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createEventHub } from "../../src/lib/event-hub.ts";
-import { silentLogger } from "../../src/lib/logger.ts";
+import { createLogger, type Logger, silentLogger } from "../../src/lib/logger.ts";
 import type { Channel } from "../../src/notifications/channel.ts";
 import { createDeliveryDispatcher } from "../../src/notifications/delivery-dispatcher.ts";
 import type { DeliveryEvents } from "../../src/notifications/delivery-events.ts";
@@ -74,6 +74,7 @@ function dispatcherWith(
   records: ReturnType<typeof fakeRecords>,
   provider: DeliveryProvider,
   budget = createProcessSendBudget([{ limit: 100, windowMs: 1_000 }]),
+  logger: Logger = silentLogger,
 ) {
   const events = createEventHub<DeliveryEvents>();
   const results: DeliveryEvents["delivery:result"][] = [];
@@ -88,7 +89,7 @@ function dispatcherWith(
     provider,
     budget,
     clock: createManualClock(NOW),
-    logger: silentLogger,
+    logger,
     events,
     options: { concurrency: 4, claimBatch: 4, leaseMs: 60_000, retryDelayMs: () => 300_000 },
   });
@@ -287,4 +288,63 @@ test("while results cannot be written, sending stops: finished attempts never pi
     `${sendsWhileBlocked} sends while no result could be written`,
   );
   assert.equal(records.written.length, 100);
+});
+
+/** A deadlock as mysql2 reports it. */
+const deadlock = () =>
+  Object.assign(new Error("Deadlock found when trying to get lock; try restarting transaction"), {
+    code: "ER_LOCK_DEADLOCK",
+    errno: 1213,
+  });
+
+function capturedLogger() {
+  const lines: { level: string; msg: string; failuresInARow?: number }[] = [];
+  return { lines, logger: createLogger("debug", (line) => lines.push(JSON.parse(line))) };
+}
+
+test("a failed claim is a warning the first two times in a row and an error from the third on", async () => {
+  const records = fakeRecords([aRecord({ id: 1, userId: 7n })]);
+  const claim = records.claims.claim;
+  let failures = 3;
+  records.claims.claim = (...args) => (failures-- > 0 ? Promise.reject(deadlock()) : claim(...args));
+  const provider: DeliveryProvider = {
+    send: async () => ({ outcome: "success", requestPayload: null, responsePayload: null }),
+  };
+  const { lines, logger } = capturedLogger();
+  const { dispatcher, resultCount, stop } = dispatcherWith(records, provider, undefined, logger);
+  dispatcher.submit([{ recordId: 1, userId: 7n }]);
+  await resultCount(1);
+  await stop();
+  const claimLines = lines.filter((line) => line.msg === "cannot claim notification records");
+  assert.deepEqual(
+    claimLines.map((line) => [line.level, line.failuresInARow]),
+    [
+      ["warn", 1],
+      ["warn", 2],
+      ["error", 3],
+    ],
+  );
+  assert.equal(records.written.length, 1, "sent once the claim went through");
+});
+
+test("a result write that fails once is a warning, and the result is written on the next try", async () => {
+  const records = fakeRecords([aRecord({ id: 1, userId: 7n })]);
+  const write = records.claims.recordResults;
+  let failures = 1;
+  records.claims.recordResults = (...args) => (failures-- > 0 ? Promise.reject(deadlock()) : write(...args));
+  const provider: DeliveryProvider = {
+    send: async () => ({ outcome: "success", requestPayload: null, responsePayload: null }),
+  };
+  const { lines, logger } = capturedLogger();
+  const { dispatcher, resultCount, stop } = dispatcherWith(records, provider, undefined, logger);
+  dispatcher.submit([{ recordId: 1, userId: 7n }]);
+  await resultCount(1);
+  await stop();
+  const writeLines = lines.filter((line) => line.msg === "cannot record delivery results; retrying");
+  assert.deepEqual(
+    writeLines.map((line) => [line.level, line.failuresInARow]),
+    [["warn", 1]],
+  );
+  assert.equal(lines.filter((line) => line.level === "error").length, 0);
+  assert.equal(records.written.length, 1);
 });
