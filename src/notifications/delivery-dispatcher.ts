@@ -123,12 +123,11 @@ async function runDispatcher(state: LoopState, signal: AbortSignal): Promise<voi
       continue;
     }
     const step = await claimAndSend(state, Math.min(free, options.claimBatch));
-    if (typeof step === "object") {
-      await sleep(step.retryInMs, signal);
-      continue;
-    }
-    state.dbFailures.succeeded();
-    if (step !== "claimed") await wakeup.wait(step, signal);
+    // Only a claim that went through ends a run of failures: a round that finds every job held by its send
+    // budget writes nothing, so it says nothing of the database.
+    if (step === "claimed") state.dbFailures.succeeded();
+    else if (typeof step === "number") await wakeup.wait(step, signal);
+    else await sleep(step.retryInMs, signal);
   }
   // Draining: in-flight sends end within the provider timeout; their results are written before return.
   // Jobs still queued were never claimed: their records stay pending for the retry scan.

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { systemClock } from "../../src/lib/clock.ts";
 import { createEventHub } from "../../src/lib/event-hub.ts";
 import { createLogger, type Logger, silentLogger } from "../../src/lib/logger.ts";
 import type { Channel } from "../../src/notifications/channel.ts";
@@ -347,4 +348,52 @@ test("a result write that fails once is a warning, and the result is written on 
   );
   assert.equal(lines.filter((line) => line.level === "error").length, 0);
   assert.equal(records.written.length, 1);
+});
+
+test("a claim that keeps failing escalates to an error even while a send budget holds part of the jobs between tries", async () => {
+  // One bot with more jobs than its budget grants at once: between failed claims, rounds that only find held
+  // jobs wait without touching the database. Those rounds must not count as the database having recovered.
+  const records = fakeRecords([]);
+  records.claims.claim = () => Promise.reject(Object.assign(new Error("read-only"), { errno: 1290 }));
+  const { lines, logger } = capturedLogger();
+  const escalated = new Promise<void>((resolve) => {
+    const write = logger.error;
+    logger.error = (msg, fields) => {
+      write(msg, fields);
+      resolve();
+    };
+  });
+  const dispatcher = createDeliveryDispatcher({
+    records: records.claims,
+    channels: { getMany: async (ids) => new Map(ids.map((id) => [id, channel(id)])) },
+    provider: { send: async () => ({ outcome: "success", requestPayload: null, responsePayload: null }) },
+    budget: createProcessSendBudget([{ limit: 2, windowMs: 300 }]),
+    clock: systemClock,
+    logger,
+    events: createEventHub<DeliveryEvents>(),
+    options: { concurrency: 4, claimBatch: 4, leaseMs: 60_000, retryDelayMs: () => 300_000 },
+  });
+  const stop = new AbortController();
+  const running = dispatcher.run(stop.signal);
+  dispatcher.submit([1, 2, 3, 4, 5, 6].map((recordId) => ({ recordId, userId: 7n })));
+  const timedOut = new Promise<"timed out">((resolve) =>
+    setTimeout(() => resolve("timed out"), 8_000).unref(),
+  );
+  const outcome = await Promise.race([escalated.then(() => "escalated" as const), timedOut]);
+  stop.abort();
+  await running;
+  const claimLines = lines.filter((line) => line.msg === "cannot claim notification records");
+  assert.equal(
+    outcome,
+    "escalated",
+    `failuresInARow: ${claimLines.map((line) => `${line.level} ${line.failuresInARow}`).join(", ")}`,
+  );
+  assert.deepEqual(
+    claimLines.slice(0, 3).map((line) => [line.level, line.failuresInARow]),
+    [
+      ["warn", 1],
+      ["warn", 2],
+      ["error", 3],
+    ],
+  );
 });
