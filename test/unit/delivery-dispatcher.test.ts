@@ -303,11 +303,16 @@ function capturedLogger() {
   return { lines, logger: createLogger("debug", (line) => lines.push(JSON.parse(line))) };
 }
 
-test("a failed claim is a warning the first two times in a row and an error from the third on", async () => {
+/** `call` rejecting its first `failures` calls with a deadlock. */
+function failingFirst<A extends unknown[], R>(call: (...args: A) => Promise<R>, failures: number) {
+  let left = failures;
+  return (...args: A) => (left-- > 0 ? Promise.reject(deadlock()) : call(...args));
+}
+
+/** Delivers record 1 (user 7) over the in-memory ports once `rig` made some of them fail; the log lines. */
+async function deliverDespite(rig: (records: ReturnType<typeof fakeRecords>) => void) {
   const records = fakeRecords([aRecord({ id: 1, userId: 7n })]);
-  const claim = records.claims.claim;
-  let failures = 3;
-  records.claims.claim = (...args) => (failures-- > 0 ? Promise.reject(deadlock()) : claim(...args));
+  rig(records);
   const provider: DeliveryProvider = {
     send: async () => ({ outcome: "success", requestPayload: null, responsePayload: null }),
   };
@@ -316,36 +321,28 @@ test("a failed claim is a warning the first two times in a row and an error from
   dispatcher.submit([{ recordId: 1, userId: 7n }]);
   await resultCount(1);
   await stop();
-  const claimLines = lines.filter((line) => line.msg === "cannot claim notification records");
-  assert.deepEqual(
-    claimLines.map((line) => [line.level, line.failuresInARow]),
-    [
-      ["warn", 1],
-      ["warn", 2],
-      ["error", 3],
-    ],
-  );
+  const of = (msg: string) =>
+    lines.filter((line) => line.msg === msg).map((l) => [l.level, l.failuresInARow]);
+  return { lines, records, of };
+}
+
+test("a failed claim is a warning the first two times in a row and an error from the third on", async () => {
+  const { records, of } = await deliverDespite((r) => {
+    r.claims.claim = failingFirst(r.claims.claim, 3);
+  });
+  assert.deepEqual(of("cannot claim notification records"), [
+    ["warn", 1],
+    ["warn", 2],
+    ["error", 3],
+  ]);
   assert.equal(records.written.length, 1, "sent once the claim went through");
 });
 
 test("a result write that fails once is a warning, and the result is written on the next try", async () => {
-  const records = fakeRecords([aRecord({ id: 1, userId: 7n })]);
-  const write = records.claims.recordResults;
-  let failures = 1;
-  records.claims.recordResults = (...args) => (failures-- > 0 ? Promise.reject(deadlock()) : write(...args));
-  const provider: DeliveryProvider = {
-    send: async () => ({ outcome: "success", requestPayload: null, responsePayload: null }),
-  };
-  const { lines, logger } = capturedLogger();
-  const { dispatcher, resultCount, stop } = dispatcherWith(records, provider, undefined, logger);
-  dispatcher.submit([{ recordId: 1, userId: 7n }]);
-  await resultCount(1);
-  await stop();
-  const writeLines = lines.filter((line) => line.msg === "cannot record delivery results; retrying");
-  assert.deepEqual(
-    writeLines.map((line) => [line.level, line.failuresInARow]),
-    [["warn", 1]],
-  );
+  const { lines, records, of } = await deliverDespite((r) => {
+    r.claims.recordResults = failingFirst(r.claims.recordResults, 1);
+  });
+  assert.deepEqual(of("cannot record delivery results; retrying"), [["warn", 1]]);
   assert.equal(lines.filter((line) => line.level === "error").length, 0);
   assert.equal(records.written.length, 1);
 });
