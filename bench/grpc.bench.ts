@@ -28,10 +28,7 @@ const rounds = Number(process.argv[3] ?? 3);
 
 type Load = { rps: number; p50Ms: number; p99Ms: number };
 /** The Dockerfile's `CMD` flags, unless BENCH_NODE_ARGS says others (`BENCH_NODE_ARGS=` for none). */
-const SERVICE_NODE_ARGS =
-  process.env.BENCH_NODE_ARGS === undefined
-    ? await imageNodeArgs()
-    : process.env.BENCH_NODE_ARGS.split(" ").filter(Boolean);
+const SERVICE_NODE_ARGS = await imageNodeArgs(process.env.BENCH_NODE_ARGS);
 const SPREAD_USERS = 1_000;
 
 const h2load = await run("h2load", ["--version"]).then(

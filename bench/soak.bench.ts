@@ -36,10 +36,7 @@ const maxSlope = Number(process.env.SOAK_MAX_SLOPE_MB_PER_MIN ?? 1);
 const maxRssSlope = Number(process.env.SOAK_MAX_RSS_SLOPE_MB_PER_MIN ?? 2);
 const maxRssMb = Number(process.env.SOAK_MAX_RSS_MB ?? 200);
 /** The Dockerfile's `CMD` flags, unless SOAK_NODE_ARGS says others (`SOAK_NODE_ARGS=` for none). */
-const serviceNodeArgs =
-  process.env.SOAK_NODE_ARGS === undefined
-    ? await imageNodeArgs()
-    : process.env.SOAK_NODE_ARGS.split(" ").filter(Boolean);
+const serviceNodeArgs = await imageNodeArgs(process.env.SOAK_NODE_ARGS);
 const users = 4_000;
 const EVENT = "notification.feishu.requested";
 const TOKEN = "soak-token";

@@ -38,10 +38,10 @@ export function takeFromWindows(
     waitMs = waitFor(counted, nowMs, windows);
     if (waitMs > 0) break;
     counted.push(nowMs);
-    kept.push(nowMs);
     granted++;
   }
-  return { granted, waitMs: granted < wanted ? waitMs : 0, history: [...kept, ...ahead] };
+  const taken = new Array<number>(granted).fill(nowMs);
+  return { granted, waitMs: granted < wanted ? waitMs : 0, history: [...kept, ...taken, ...ahead] };
 }
 
 /**

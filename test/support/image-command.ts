@@ -14,8 +14,12 @@ export async function imageCommand(): Promise<string[]> {
   return JSON.parse(cmd) as string[];
 }
 
-/** The image's node flags: its command without `node` and the entry point (`dist/main.js`). */
-export async function imageNodeArgs(): Promise<string[]> {
+/**
+ * The image's node flags: its command without `node` and the entry point (`dist/main.js`); or, when
+ * `override` is set (a benchmark's `*_NODE_ARGS` variable), the flags it lists, space-separated (empty: none).
+ */
+export async function imageNodeArgs(override?: string): Promise<string[]> {
+  if (override !== undefined) return override.split(" ").filter(Boolean);
   const [command, ...args] = await imageCommand();
   if (command !== "node" || args.at(-1) !== "dist/main.js") {
     throw new Error(
